@@ -1,0 +1,156 @@
+"""The versioned document envelope: format marker, schema name, version, payload.
+
+Layout of a document (all of it is what ``redis-cli HGET ... doc`` shows)::
+
+    b"SPEC\\x01"                      format marker + envelope format 1
+    msgpack [schema, major, minor, payload]
+
+The payload is a msgpack map keyed by field names (self-describing). Values msgpack has no
+type for use extension types, so they round-trip exactly:
+
+    ext 1   UUID        16 raw bytes
+    ext 2   set         msgpack array of the sorted members
+    ext -1  datetime    msgpack's standard timestamp (always UTC-aware)
+
+Encoding is deterministic: the model keeps mappings key-sorted and sets are sorted here, so
+equal specs give identical bytes. Decoding untrusted bytes is bounded by :class:`DecodeLimits`
+(total size, string/binary/array/map sizes; msgpack itself refuses deep nesting) and every
+failure is a :class:`~specstore.errors.CorruptDocumentError`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import msgpack
+
+from specstore.errors import CorruptDocumentError, DocumentTooLargeError
+
+MAGIC = b"SPEC\x01"
+EXT_UUID = 1
+EXT_SET = 2
+
+Version = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class DecodeLimits:
+    """Upper bounds applied when decoding untrusted bytes."""
+
+    max_document_bytes: int = 1 << 20
+    max_str_len: int = 256 * 1024
+    max_bin_len: int = 256 * 1024
+    max_array_len: int = 10_000
+    max_map_len: int = 10_000
+
+
+DEFAULT_LIMITS = DecodeLimits()
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """A decoded envelope; ``payload`` is not validated against any model yet."""
+
+    schema: str
+    version: Version
+    payload: dict[str, Any]
+
+
+def format_version(version: Version) -> str:
+    return f"{version[0]}.{version[1]}"
+
+
+def _pack_default(value: object) -> msgpack.ExtType:
+    if isinstance(value, UUID):
+        return msgpack.ExtType(EXT_UUID, value.bytes)
+    if isinstance(value, (set, frozenset)):
+        return msgpack.ExtType(EXT_SET, _packb(sorted(value)))
+    if isinstance(value, dt.datetime) and value.tzinfo is None:
+        raise TypeError("naive datetimes are not stored; use timezone-aware ones")
+    raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+def _packb(value: object) -> bytes:
+    packed: bytes = msgpack.packb(value, default=_pack_default, use_bin_type=True, datetime=True)
+    return packed
+
+
+def encode_envelope(
+    schema: str, version: Version, payload: dict[str, Any], limits: DecodeLimits = DEFAULT_LIMITS
+) -> bytes:
+    """Pack an envelope; refuse documents no reader would accept."""
+    try:
+        data = MAGIC + _packb([schema, version[0], version[1], payload])
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise CorruptDocumentError(f"cannot encode {schema} document: {exc}") from exc
+    if len(data) > limits.max_document_bytes:
+        raise DocumentTooLargeError(
+            f"{schema} document is {len(data)} bytes, over the {limits.max_document_bytes} limit"
+        )
+    return data
+
+
+class _Unpacker:
+    """Bounded msgpack decoding with specstore's extension types."""
+
+    def __init__(self, limits: DecodeLimits) -> None:
+        self.limits = limits
+
+    def unpackb(self, data: bytes) -> Any:
+        lim = self.limits
+        return msgpack.unpackb(
+            data,
+            raw=False,
+            strict_map_key=False,
+            timestamp=3,
+            ext_hook=self._ext_hook,
+            max_str_len=lim.max_str_len,
+            max_bin_len=lim.max_bin_len,
+            max_array_len=lim.max_array_len,
+            max_map_len=lim.max_map_len,
+            max_ext_len=lim.max_bin_len,
+        )
+
+    def _ext_hook(self, code: int, data: bytes) -> object:
+        if code == EXT_UUID:
+            if len(data) != 16:
+                raise ValueError(f"UUID extension holds {len(data)} bytes, not 16")
+            return UUID(bytes=data)
+        if code == EXT_SET:
+            members = self.unpackb(data)
+            if not isinstance(members, list):
+                raise ValueError("set extension does not hold an array")
+            return set(members)
+        raise ValueError(f"unknown extension type {code}")
+
+
+def decode_envelope(data: bytes, limits: DecodeLimits = DEFAULT_LIMITS) -> Envelope:
+    """Check the marker, unpack within ``limits`` and return the envelope's parts."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise CorruptDocumentError(f"a document is bytes, not {type(data).__name__}")
+    if len(data) > limits.max_document_bytes:
+        raise DocumentTooLargeError(
+            f"document is {len(data)} bytes, over the {limits.max_document_bytes} limit"
+        )
+    raw = bytes(data)
+    if not raw.startswith(MAGIC):
+        raise CorruptDocumentError("not a specstore document (format marker missing)")
+    try:
+        body = _Unpacker(limits).unpackb(raw[len(MAGIC) :])
+    except Exception as exc:  # msgpack raises a zoo of types on hostile input
+        raise CorruptDocumentError(
+            f"undecodable document body: {type(exc).__name__}: {exc}"
+        ) from exc
+    if not (isinstance(body, list) and len(body) == 4):
+        raise CorruptDocumentError("document body is not [schema, major, minor, payload]")
+    schema, major, minor, payload = body
+    if not isinstance(schema, str) or not schema:
+        raise CorruptDocumentError("document schema name is not a string")
+    if not all(type(v) is int and 0 <= v < 1 << 16 for v in (major, minor)):
+        raise CorruptDocumentError(f"document version {major!r}.{minor!r} is not two integers")
+    if not isinstance(payload, dict) or not all(isinstance(k, str) for k in payload):
+        raise CorruptDocumentError("document payload is not a map keyed by field names")
+    return Envelope(schema, (major, minor), payload)

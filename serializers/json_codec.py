@@ -1,0 +1,70 @@
+"""RequestSpec <-> JSON, for export lines and human eyes.
+
+A JSON document mirrors the msgpack envelope::
+
+    {"schema": "RequestSpec", "version": "1.0", "spec": {...persisted fields...}}
+
+UUIDs, sets and datetimes become strings / sorted lists / ISO 8601; the model turns them back.
+Keys are sorted, so equal specs give equal text.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from serializers.envelope import Envelope, Version, format_version
+from serializers.msgpack_codec import DEFAULT_CODEC, DocumentCodec
+from specstore.errors import CorruptDocumentError
+from specstore.model import RequestSpec
+
+
+def _jsonable(value: Any) -> Any:
+    """JSON-ready form of a payload value (UUID -> str, set -> sorted list, datetime -> ISO)."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (set, frozenset)):
+        return [_jsonable(v) for v in sorted(value)]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)
+
+
+def parse_version(text: object) -> Version:
+    if not isinstance(text, str):
+        raise CorruptDocumentError(f"version must be a 'major.minor' string, got {text!r}")
+    major, sep, minor = text.partition(".")
+    if not (sep and major.isdigit() and minor.isdigit()):
+        raise CorruptDocumentError(f"version must be 'major.minor', got {text!r}")
+    return int(major), int(minor)
+
+
+def to_json_document(spec: RequestSpec, codec: DocumentCodec = DEFAULT_CODEC) -> dict[str, Any]:
+    version, payload = codec.payload_for_write(spec)
+    return {"schema": codec.schema, "version": format_version(version), "spec": _jsonable(payload)}
+
+
+def from_json_document(document: object, codec: DocumentCodec = DEFAULT_CODEC) -> RequestSpec:
+    if not isinstance(document, dict):
+        raise CorruptDocumentError("a JSON spec document is an object")
+    schema, spec = document.get("schema"), document.get("spec")
+    if not isinstance(schema, str) or not isinstance(spec, dict):
+        raise CorruptDocumentError("a JSON spec document needs 'schema' and 'spec'")
+    return codec.from_envelope(Envelope(schema, parse_version(document.get("version")), spec))
+
+
+def dumps(spec: RequestSpec, codec: DocumentCodec = DEFAULT_CODEC) -> str:
+    """One line of JSON (no newline), keys sorted."""
+    return json.dumps(to_json_document(spec, codec), sort_keys=True, separators=(",", ":"))
+
+
+def loads(text: str | bytes, codec: DocumentCodec = DEFAULT_CODEC) -> RequestSpec:
+    try:
+        document = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise CorruptDocumentError(f"not valid JSON: {exc}") from exc
+    return from_json_document(document, codec)

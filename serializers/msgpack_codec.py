@@ -1,0 +1,123 @@
+"""RequestSpec <-> versioned msgpack document bytes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+
+from serializers.envelope import (
+    DEFAULT_LIMITS,
+    DecodeLimits,
+    Envelope,
+    Version,
+    decode_envelope,
+    encode_envelope,
+    format_version,
+)
+from serializers.migrations import MigrationRegistry
+from serializers.schemas import REGISTRY
+from serializers.schemas.request_spec import SCHEMA
+from serializers.unknown_fields import Unknown, merge_unknown, split_unknown
+from specstore.errors import CorruptDocumentError, IncompatibleSchemaError
+from specstore.model import RequestSpec, persisted_payload
+
+
+class DocumentCodec:
+    """Encodes specs as documents of one schema and decodes any readable version of it.
+
+    ``write_version`` pins the version written (rolling upgrades: keep writing the version the
+    oldest running reader knows). Unknown fields read from a newer minor version are kept on
+    the decoded spec and written back untouched when the spec is written at the current
+    version.
+    """
+
+    def __init__(
+        self,
+        *,
+        model: type[RequestSpec] = RequestSpec,
+        registry: MigrationRegistry = REGISTRY,
+        schema: str = SCHEMA,
+        write_version: Version | None = None,
+        limits: DecodeLimits = DEFAULT_LIMITS,
+    ) -> None:
+        self.model = model
+        self.registry = registry
+        self.schema = schema
+        self.limits = limits
+        self.current_version = registry.current(schema)
+        self.write_version = write_version or self.current_version
+        if self.write_version not in registry.versions(schema):
+            raise IncompatibleSchemaError(
+                f"cannot write {schema} {format_version(self.write_version)}: not a released "
+                "version this code can produce"
+            )
+
+    # -- encode ------------------------------------------------------------------------------
+
+    def encode(self, spec: RequestSpec) -> bytes:
+        """The persisted document of ``spec`` (transient fields left out)."""
+        version, payload = self.payload_for_write(spec)
+        return encode_envelope(self.schema, version, payload, self.limits)
+
+    def payload_for_write(self, spec: RequestSpec) -> tuple[Version, dict[str, Any]]:
+        """(version to write, payload): downgraded when pinned, newer-minor fields re-emitted."""
+        payload = persisted_payload(spec)
+        if self.write_version != self.current_version:
+            return self.write_version, self.registry.downgrade(
+                self.schema, payload, self.write_version
+            )
+        kept = spec.newer_minor_fields
+        if kept is None:
+            return self.current_version, payload
+        source_version, unknown = kept
+        merge_unknown(payload, unknown, self.model)
+        return source_version, payload
+
+    # -- decode ------------------------------------------------------------------------------
+
+    def decode(self, data: bytes) -> RequestSpec:
+        """A spec from document bytes; upgrades older versions, keeps newer-minor fields."""
+        return self.from_envelope(decode_envelope(data, self.limits))
+
+    def header(self, data: bytes) -> Envelope:
+        """The envelope without model validation (for stats and migrate)."""
+        return decode_envelope(data, self.limits)
+
+    def from_envelope(self, envelope: Envelope) -> RequestSpec:
+        if envelope.schema != self.schema:
+            raise IncompatibleSchemaError(
+                f"document holds schema {envelope.schema!r}, expected {self.schema!r}"
+            )
+        version, payload = envelope.version, envelope.payload
+        unknown: Unknown = {}
+        if self.registry.is_newer_minor(self.schema, version):
+            payload, unknown = split_unknown(payload, self.model)
+        else:
+            payload = self.registry.upgrade(self.schema, payload, version)
+        spec = self.validate(payload, version)
+        if unknown:
+            spec.newer_minor_fields = (version, unknown)
+        return spec
+
+    def validate(self, payload: dict[str, Any], version: Version) -> RequestSpec:
+        try:
+            return self.model.model_validate(payload)
+        except ValidationError as exc:
+            raise CorruptDocumentError(
+                f"{self.schema} {format_version(version)} document does not validate: "
+                f"{_summary(exc)}"
+            ) from exc
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise CorruptDocumentError(f"{self.schema} document is malformed: {exc}") from exc
+
+
+def _summary(exc: ValidationError, most: int = 3) -> str:
+    errors = exc.errors(include_url=False, include_input=False)
+    parts = [f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['msg']}" for e in errors[:most]]
+    more = f" (+{len(errors) - most} more)" if len(errors) > most else ""
+    return "; ".join(parts) + more
+
+
+DEFAULT_CODEC = DocumentCodec()
+"""The codec the stores use unless given another."""

@@ -1,0 +1,9 @@
+"""Released schema versions, one module per schema, each opening with its history."""
+
+from serializers.migrations import MigrationRegistry
+from serializers.schemas import request_spec
+
+REGISTRY = MigrationRegistry()
+request_spec.register(REGISTRY)
+
+__all__ = ["REGISTRY"]

@@ -1,0 +1,91 @@
+"""Keep fields a newer *minor* schema version added, so they survive a read-modify-write.
+
+``split_unknown`` walks a payload alongside a model class and separates the keys the model
+does not know (at any depth of nested models, lists of models by index) from the rest;
+``merge_unknown`` puts them back into a freshly dumped payload. Pure functions.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from typing import Any, Union
+
+from pydantic import BaseModel
+
+Unknown = dict[Any, Any]
+
+
+def _nested_model(annotation: Any) -> tuple[str, type[BaseModel]] | None:
+    """('one', M) for ``M`` / ``M | None``; ('many', M) for ``list[M]`` (optionally None)."""
+    origin = typing.get_origin(annotation)
+    if origin in (Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return _nested_model(args[0]) if len(args) == 1 else None
+    if origin is list:
+        (item,) = typing.get_args(annotation)
+        inner = _nested_model(item)
+        return ("many", inner[1]) if inner and inner[0] == "one" else None
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return ("one", annotation)
+    return None
+
+
+def split_unknown(
+    payload: dict[str, Any], model: type[BaseModel]
+) -> tuple[dict[str, Any], Unknown]:
+    """(known part of ``payload``, unknown part) -- the unknown part is empty if none."""
+    known: dict[str, Any] = {}
+    unknown: Unknown = {}
+    fields = model.model_fields
+    for key, value in payload.items():
+        info = fields.get(key)
+        if info is None:
+            unknown[key] = value
+            continue
+        nested = _nested_model(info.annotation)
+        if nested is None or value is None:
+            known[key] = value
+        elif nested[0] == "one" and isinstance(value, dict):
+            known[key], inner = split_unknown(value, nested[1])
+            if inner:
+                unknown[key] = inner
+        elif nested[0] == "many" and isinstance(value, list):
+            items: list[Any] = []
+            by_index: Unknown = {}
+            for index, item in enumerate(value):
+                if isinstance(item, dict):
+                    item, inner = split_unknown(item, nested[1])
+                    if inner:
+                        by_index[index] = inner
+                items.append(item)
+            known[key] = items
+            if by_index:
+                unknown[key] = by_index
+        else:
+            known[key] = value
+    return known, unknown
+
+
+def merge_unknown(payload: dict[str, Any], unknown: Unknown, model: type[BaseModel]) -> None:
+    """Put ``unknown`` (from :func:`split_unknown`) back into ``payload``, in place.
+
+    Parts whose container was removed meanwhile (a nested object set to None, a list
+    shortened) are dropped with it: they described data that no longer exists.
+    """
+    fields = model.model_fields
+    for key, value in unknown.items():
+        info = fields.get(key)
+        if info is None:
+            payload.setdefault(key, value)
+            continue
+        nested = _nested_model(info.annotation)
+        target = payload.get(key)
+        if nested is None or target is None:
+            continue
+        if nested[0] == "one" and isinstance(target, dict):
+            merge_unknown(target, value, nested[1])
+        elif nested[0] == "many" and isinstance(target, list):
+            for index, inner in value.items():
+                if index < len(target) and isinstance(target[index], dict):
+                    merge_unknown(target[index], inner, nested[1])

@@ -1,0 +1,38 @@
+"""Server group (affinity / anti-affinity) the instance was booted into."""
+
+from __future__ import annotations
+
+from typing import Literal
+from uuid import UUID
+
+from pydantic import Field, field_validator
+
+from specstore.model.base import SpecModel, StrMap
+
+GroupPolicy = Literal["affinity", "anti-affinity", "soft-affinity", "soft-anti-affinity"]
+KNOWN_RULES = frozenset({"max_server_per_host"})
+
+
+class InstanceGroup(SpecModel):
+    """Server-group policy and rules. ``members`` and ``hosts`` change as the group grows and
+    are never persisted with the spec (see :mod:`specstore.model.persistence`)."""
+
+    uuid: UUID
+    policy: GroupPolicy
+    name: str | None = None
+    rules: StrMap = Field(default_factory=dict)
+    members: list[str] = Field(default_factory=list)
+    hosts: list[str] = Field(default_factory=list)
+    project_id: str | None = None
+    user_id: str | None = None
+
+    @field_validator("rules")
+    @classmethod
+    def _known_rules(cls, rules: dict[str, str]) -> dict[str, str]:
+        unknown = set(rules) - KNOWN_RULES
+        if unknown:
+            raise ValueError(f"unknown server group rule(s): {', '.join(sorted(unknown))}")
+        limit = rules.get("max_server_per_host")
+        if limit is not None and (not limit.isdigit() or int(limit) < 1):
+            raise ValueError(f"max_server_per_host must be a positive integer, got {limit!r}")
+        return rules

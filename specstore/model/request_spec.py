@@ -1,0 +1,100 @@
+"""The RequestSpec: everything the scheduler needs to place (and later move) an instance."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from uuid import UUID
+
+from pydantic import BeforeValidator, Field, PrivateAttr, field_validator
+
+from specstore.model.base import PositiveInt, SpecModel
+from specstore.model.flavor import Flavor
+from specstore.model.image import ImageMeta
+from specstore.model.instance_group import InstanceGroup
+from specstore.model.resources import (
+    InstanceNUMATopology,
+    InstancePCIRequests,
+    RequestGroup,
+    RequestLevelParams,
+)
+from specstore.model.scheduling import (
+    Destination,
+    NetworkMetadata,
+    RequestedNetwork,
+    SchedulerLimits,
+    SchedulerRetries,
+)
+
+
+def _hint_values(value: object) -> object:
+    """Nova accepts a bare hint value and stores it as a one-element list; so do we."""
+    if isinstance(value, dict):
+        return {k: v if isinstance(v, list) else [v] for k, v in value.items()}
+    return value
+
+
+SchedulerHints = Annotated[dict[str, list[str]], BeforeValidator(_hint_values)]
+
+
+class RequestSpec(SpecModel):
+    """A server's scheduling request, with the field set of Nova's RequestSpec 1.15.
+
+    Fields named in :data:`specstore.model.persistence.TRANSIENT_FIELDS` describe one request
+    only and are stripped when the spec is persisted.
+    """
+
+    instance_uuid: UUID
+    flavor: Flavor
+    project_id: str | None = None
+    user_id: str | None = None
+    availability_zone: str | None = None
+    image: ImageMeta | None = None
+    num_instances: PositiveInt = 1
+    numa_topology: InstanceNUMATopology | None = None
+    pci_requests: InstancePCIRequests | None = None
+    ignore_hosts: list[str] | None = None
+    force_hosts: list[str] | None = None
+    force_nodes: list[str] | None = None
+    requested_destination: Destination | None = None
+    retry: SchedulerRetries | None = None
+    limits: SchedulerLimits | None = None
+    instance_group: InstanceGroup | None = None
+    scheduler_hints: SchedulerHints = Field(default_factory=dict)
+    security_groups: list[str] = Field(default_factory=list)
+    network_metadata: NetworkMetadata | None = None
+    is_bfv: bool = False
+    requested_resources: list[RequestGroup] = Field(default_factory=list)
+    request_level_params: RequestLevelParams | None = None
+    requested_networks: list[RequestedNetwork] = Field(default_factory=list)
+
+    _newer_minor_fields: tuple[tuple[int, int], dict[Any, Any]] | None = PrivateAttr(default=None)
+
+    @property
+    def newer_minor_fields(self) -> tuple[tuple[int, int], dict[Any, Any]] | None:
+        """(version, fields) read from a newer minor schema version that this code does not
+        know; the document codec writes them back untouched."""
+        return self._newer_minor_fields
+
+    @newer_minor_fields.setter
+    def newer_minor_fields(self, value: tuple[tuple[int, int], dict[Any, Any]] | None) -> None:
+        self._newer_minor_fields = value
+
+    @field_validator("scheduler_hints")
+    @classmethod
+    def _sorted_hints(cls, hints: dict[str, list[str]]) -> dict[str, list[str]]:
+        return dict(sorted(hints.items()))
+
+    def get_scheduler_hint(self, name: str, default: object = None) -> object:
+        """A hint's value: the bare value when it holds one element, else the list."""
+        values = self.scheduler_hints.get(name)
+        if values is None:
+            return default
+        return values[0] if len(values) == 1 else values
+
+    @property
+    def memory_mb(self) -> int:
+        return self.flavor.memory_mb
+
+    @property
+    def vcpus(self) -> int:
+        return self.flavor.vcpus
