@@ -9,11 +9,11 @@ The payload is a msgpack map keyed by field names (self-describing). Values msgp
 type for use extension types, so they round-trip exactly:
 
     ext 1   UUID        16 raw bytes
-    ext 2   set         msgpack array of the sorted members
     ext -1  datetime    msgpack's standard timestamp (always UTC-aware)
 
-Encoding is deterministic: the model keeps mappings key-sorted and sets are sorted here, so
-equal specs give identical bytes. Decoding untrusted bytes is bounded by :class:`DecodeLimits`
+Sets are written by the model as sorted arrays and read back into sets by the model. Encoding
+is deterministic: the model keeps mappings key-sorted and sets sorted, so equal specs give
+identical bytes. Decoding untrusted bytes is bounded by :class:`DecodeLimits`
 (total size, string/binary/array/map sizes; msgpack itself refuses deep nesting) and every
 failure is a :class:`~specstore.errors.CorruptDocumentError`.
 """
@@ -31,7 +31,6 @@ from specstore.errors import CorruptDocumentError, DocumentTooLargeError
 
 MAGIC = b"SPEC\x01"
 EXT_UUID = 1
-EXT_SET = 2
 
 Version = tuple[int, int]
 
@@ -66,8 +65,6 @@ def format_version(version: Version) -> str:
 def _pack_default(value: object) -> msgpack.ExtType:
     if isinstance(value, UUID):
         return msgpack.ExtType(EXT_UUID, value.bytes)
-    if isinstance(value, (set, frozenset)):
-        return msgpack.ExtType(EXT_SET, _packb(sorted(value)))
     if isinstance(value, dt.datetime) and value.tzinfo is None:
         raise TypeError("naive datetimes are not stored; use timezone-aware ones")
     raise TypeError(f"cannot encode {type(value).__name__}")
@@ -119,11 +116,6 @@ class _Unpacker:
             if len(data) != 16:
                 raise ValueError(f"UUID extension holds {len(data)} bytes, not 16")
             return UUID(bytes=data)
-        if code == EXT_SET:
-            members = self.unpackb(data)
-            if not isinstance(members, list):
-                raise ValueError("set extension does not hold an array")
-            return set(members)
         raise ValueError(f"unknown extension type {code}")
 
 

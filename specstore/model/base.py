@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, PlainSerializer
 
 MAX_FREEFORM_DEPTH = 16
 
@@ -18,6 +18,10 @@ class SpecModel(BaseModel):
 def _sorted_keys(value: dict[Any, Any]) -> dict[Any, Any]:
     """Order keys so that equal mappings dump (and so encode) to identical bytes."""
     return dict(sorted(value.items()))
+
+
+def _sorted_list(value: set[Any]) -> list[Any]:
+    return sorted(value)
 
 
 def _canonical(value: Any, depth: int) -> Any:
@@ -47,3 +51,7 @@ IntMap = Annotated[dict[NonNegativeInt, NonNegativeInt], AfterValidator(_sorted_
 """CPU pinning map (guest CPU -> host CPU), kept key-sorted."""
 CountMap = Annotated[dict[str, PositiveInt], AfterValidator(_sorted_keys)]
 """Resource class -> amount, kept key-sorted."""
+StrSet = Annotated[set[str], PlainSerializer(_sorted_list)]
+"""A set of strings, dumped as a sorted list (deterministic bytes and JSON)."""
+IntSet = Annotated[set[NonNegativeInt], PlainSerializer(_sorted_list)]
+"""A set of non-negative integers (CPU ids), dumped as a sorted list."""

@@ -34,11 +34,15 @@ PERSISTED_FIELDS: tuple[str, ...] = tuple(
 
 
 def persisted_payload(spec: RequestSpec) -> dict[str, Any]:
-    """The spec as stored: Python values (UUID, set, datetime kept), transient parts left out."""
+    """The spec as stored: transient parts and fields at their default value left out.
+
+    Leaving defaults out keeps documents small; it makes each field's default part of the
+    schema, so changing a default is a schema change (a new version with a migration step).
+    """
     exclude: dict[str, Any] = dict.fromkeys(TRANSIENT_FIELDS, True)
     if spec.instance_group is not None:
         exclude["instance_group"] = dict.fromkeys(TRANSIENT_GROUP_FIELDS, True)
-    return spec.model_dump(mode="python", exclude=exclude)
+    return spec.model_dump(mode="python", exclude=exclude, exclude_defaults=True)
 
 
 def strip_transient(spec: RequestSpec) -> RequestSpec:

@@ -7,7 +7,16 @@ from uuid import UUID
 
 from pydantic import Field
 
-from specstore.model.base import CountMap, IntMap, NonNegativeInt, PositiveInt, SpecModel
+from specstore.model.base import (
+    CountMap,
+    IntMap,
+    IntSet,
+    NonNegativeInt,
+    PositiveInt,
+    SpecModel,
+    StrMap,
+    StrSet,
+)
 
 CPUPolicy = Literal["shared", "dedicated", "mixed"]
 CPUThreadPolicy = Literal["prefer", "isolate", "require"]
@@ -19,9 +28,9 @@ class InstanceNUMACell(SpecModel):
 
     id: NonNegativeInt
     memory: PositiveInt
-    cpuset: set[NonNegativeInt] = Field(default_factory=set)
-    pcpuset: set[NonNegativeInt] = Field(default_factory=set)
-    cpuset_reserved: set[NonNegativeInt] | None = None
+    cpuset: IntSet = Field(default_factory=set)
+    pcpuset: IntSet = Field(default_factory=set)
+    cpuset_reserved: IntSet | None = None
     pagesize: PositiveInt | None = None
     cpu_policy: CPUPolicy | None = None
     cpu_thread_policy: CPUThreadPolicy | None = None
@@ -39,7 +48,7 @@ class InstancePCIRequest(SpecModel):
     """A request for ``count`` PCI devices matching ``spec`` (alias or SR-IOV port)."""
 
     count: PositiveInt
-    spec: list[dict[str, str]] = Field(default_factory=list)
+    spec: list[StrMap] = Field(default_factory=list)
     alias_name: str | None = None
     is_new: bool = False
     numa_policy: PCINUMAPolicy | None = None
@@ -58,10 +67,10 @@ class RequestGroup(SpecModel):
 
     requester_id: str | None = None
     resources: CountMap = Field(default_factory=dict)
-    required_traits: set[str] = Field(default_factory=set)
-    forbidden_traits: set[str] = Field(default_factory=set)
+    required_traits: StrSet = Field(default_factory=set)
+    forbidden_traits: StrSet = Field(default_factory=set)
     aggregates: list[list[str]] = Field(default_factory=list)
-    forbidden_aggregates: set[str] = Field(default_factory=set)
+    forbidden_aggregates: StrSet = Field(default_factory=set)
     use_same_provider: bool = True
     in_tree: str | None = None
     provider_uuids: list[UUID] = Field(default_factory=list)
@@ -70,6 +79,6 @@ class RequestGroup(SpecModel):
 class RequestLevelParams(SpecModel):
     """Placement parameters that apply to the whole request rather than one group."""
 
-    root_required: set[str] = Field(default_factory=set)
-    root_forbidden: set[str] = Field(default_factory=set)
+    root_required: StrSet = Field(default_factory=set)
+    root_forbidden: StrSet = Field(default_factory=set)
     same_subtree: list[list[str]] = Field(default_factory=list)

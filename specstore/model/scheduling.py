@@ -6,7 +6,7 @@ from uuid import UUID
 
 from pydantic import Field
 
-from specstore.model.base import FreeformMap, NonNegativeInt, SpecModel
+from specstore.model.base import FreeformMap, NonNegativeInt, SpecModel, StrSet
 
 
 class Destination(SpecModel):
@@ -16,7 +16,7 @@ class Destination(SpecModel):
     node: str | None = None
     cell: str | None = None
     aggregates: list[str] = Field(default_factory=list)
-    forbidden_aggregates: set[str] = Field(default_factory=set)
+    forbidden_aggregates: StrSet = Field(default_factory=set)
     allow_cross_cell_move: bool = False
 
 
@@ -46,7 +46,7 @@ class SchedulerLimits(SpecModel):
 class NetworkMetadata(SpecModel):
     """Physical networks and tunneling the instance's ports need (never persisted)."""
 
-    physnets: set[str] = Field(default_factory=set)
+    physnets: StrSet = Field(default_factory=set)
     tunneled: bool = False
 
 
