@@ -57,8 +57,12 @@ class DocumentCodec:
 
     def encode(self, spec: RequestSpec) -> bytes:
         """The persisted document of ``spec`` (transient fields left out)."""
+        return self.encode_versioned(spec)[1]
+
+    def encode_versioned(self, spec: RequestSpec) -> tuple[Version, bytes]:
+        """(version written, document bytes)."""
         version, payload = self.payload_for_write(spec)
-        return encode_envelope(self.schema, version, payload, self.limits)
+        return version, encode_envelope(self.schema, version, payload, self.limits)
 
     def payload_for_write(self, spec: RequestSpec) -> tuple[Version, dict[str, Any]]:
         """(version to write, payload): downgraded when pinned, newer-minor fields re-emitted."""

@@ -72,11 +72,15 @@ class StoreError(SpecStoreError):
 class SpecNotFoundError(StoreError, LookupError):
     """No spec is stored for the instance (in the store the context targets)."""
 
-    def __init__(self, instance_uuid: str, store: str | None = None) -> None:
+    def __init__(
+        self, instance_uuid: str, store: str | None = None, home: str | None = None
+    ) -> None:
         where = f" in store {store!r}" if store else ""
-        super().__init__(f"no request spec for instance {instance_uuid}{where}")
+        hint = f" (it lives in {home!r})" if home and home != store else ""
+        super().__init__(f"no request spec for instance {instance_uuid}{where}{hint}")
         self.instance_uuid = instance_uuid
         self.store = store
+        self.home = home
 
 
 class SpecExistsError(StoreError):

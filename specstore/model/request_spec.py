@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from uuid import UUID
 
 from pydantic import BeforeValidator, Field, PrivateAttr, field_validator
@@ -24,6 +24,9 @@ from specstore.model.scheduling import (
     SchedulerLimits,
     SchedulerRetries,
 )
+
+if TYPE_CHECKING:
+    from specstore.context import RequestContext
 
 
 def _hint_values(value: object) -> object:
@@ -67,6 +70,7 @@ class RequestSpec(SpecModel):
     request_level_params: RequestLevelParams | None = None
     requested_networks: list[RequestedNetwork] = Field(default_factory=list)
 
+    _rev: int | None = PrivateAttr(default=None)
     _newer_minor_fields: tuple[tuple[int, int], dict[Any, Any]] | None = PrivateAttr(default=None)
 
     @property
@@ -90,6 +94,52 @@ class RequestSpec(SpecModel):
         if values is None:
             return default
         return values[0] if len(values) == 1 else values
+
+    def __eq__(self, other: object) -> bool:
+        """Equal when of the same class with equal fields (store bookkeeping is ignored)."""
+        if not isinstance(other, RequestSpec) or type(other) is not type(self):
+            return NotImplemented
+        return self.__dict__ == other.__dict__
+
+    __hash__ = None  # type: ignore[assignment]
+
+    # -- object-style persistence (the store comes from the context) -------------------------
+
+    @property
+    def rev(self) -> int | None:
+        """Revision of the stored copy this object was last read from or written as."""
+        return self._rev
+
+    def create(self, ctx: RequestContext) -> None:
+        """Store this new spec in the context's store (the api store when untargeted)."""
+        self._rev = ctx.require_store().create(ctx, self)
+
+    def save(self, ctx: RequestContext) -> None:
+        """Write this spec where it lives; compare-and-set when a rev is held."""
+        self._rev = ctx.require_store().save(ctx, self, rev=self._rev)
+
+    def destroy(self, ctx: RequestContext) -> None:
+        """Delete the stored spec; compare-and-set when a rev is held."""
+        ctx.require_store().destroy(ctx, self.instance_uuid, rev=self._rev)
+        self._rev = None
+
+    @classmethod
+    def get_by_instance_uuid(cls, ctx: RequestContext, instance_uuid: UUID | str) -> RequestSpec:
+        """The stored spec of ``instance_uuid`` in the context's store."""
+        stored = ctx.require_store().get(ctx, instance_uuid)
+        stored.spec._rev = stored.rev
+        return stored.spec
+
+    def refresh(self, ctx: RequestContext) -> None:
+        """Reload the persisted fields in place; transient per-request fields are kept."""
+        from specstore.model.persistence import keep_transient
+
+        stored = ctx.require_store().get(ctx, self.instance_uuid)
+        merged = keep_transient(stored.spec, self)
+        for name in type(self).model_fields:
+            object.__setattr__(self, name, getattr(merged, name))
+        self._newer_minor_fields = merged.newer_minor_fields
+        self._rev = stored.rev
 
     @property
     def memory_mb(self) -> int:

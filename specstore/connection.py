@@ -1,0 +1,94 @@
+"""Redis connections from URLs, and the translation of Redis failures into specstore errors.
+
+URLs:
+
+* ``memory://`` or ``memory://<name>`` -- the embedded default: an in-process fakeredis
+  server with Lua, for demos and unit tests. Clients opened with the same name share data.
+* ``redis://[[user]:password@]host[:port][/db]``, ``rediss://...`` (TLS), ``unix://path``
+* ``redis+cluster://host:port`` / ``rediss+cluster://host:port`` -- a Redis Cluster, reached
+  through any of its nodes.
+
+Clients never retry a command on their own: a write whose reply was lost may or may not have
+landed, and only the caller (holding a rev) can retry it safely. Connection attempts, which
+send nothing, are not retried either, so a down server is reported at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from typing import Any, TypeAlias
+from urllib.parse import urlsplit
+
+import redis
+from redis.backoff import NoBackoff
+from redis.cluster import RedisCluster
+from redis.retry import Retry
+
+from specstore.errors import BackendError, InvalidInputError
+
+RedisClient: TypeAlias = "redis.Redis | RedisCluster"
+
+_memory_servers: dict[str, Any] = {}
+_memory_lock = threading.Lock()
+
+
+def _no_retry() -> Retry:
+    return Retry(NoBackoff(), 0)
+
+
+def connect(url: str, **options: Any) -> RedisClient:
+    """A client for ``url``; extra keyword options go to redis-py."""
+    scheme = urlsplit(url).scheme
+    if scheme == "memory":
+        return _memory_client(url)
+    options.setdefault("retry", _no_retry())
+    if scheme in ("redis+cluster", "rediss+cluster"):
+        real_url = url.replace("+cluster", "", 1)
+        return RedisCluster.from_url(real_url, **options)
+    if scheme in ("redis", "rediss", "unix"):
+        client: redis.Redis = redis.Redis.from_url(url, **options)
+        return client
+    raise InvalidInputError(
+        f"unsupported Redis URL scheme {scheme!r} (use memory://, redis://, rediss://, unix://, "
+        "redis+cluster:// or rediss+cluster://)"
+    )
+
+
+def _memory_client(url: str) -> RedisClient:
+    import fakeredis  # imported lazily: only the embedded default needs it
+
+    name = urlsplit(url).netloc or "default"
+    with _memory_lock:
+        server = _memory_servers.get(name)
+        if server is None:
+            server = _memory_servers[name] = fakeredis.FakeServer(version=(7,))
+    client: redis.Redis = fakeredis.FakeRedis(server=server)
+    return client
+
+
+def redact(url: str) -> str:
+    """``url`` with any password replaced, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return parts._replace(netloc=f"{user}:***@{host}{port}").geturl()
+
+
+def _before_send(exc: redis.RedisError) -> bool:
+    """True when redis-py failed while connecting, i.e. before any command was sent."""
+    return isinstance(exc, redis.ConnectionError) and "connecting to" in str(exc)
+
+
+@contextlib.contextmanager
+def backend_errors(operation: str, *, writes: bool) -> Iterator[None]:
+    """Turn redis-py failures inside the block into :class:`BackendError`."""
+    try:
+        yield
+    except redis.RedisError as exc:
+        may_have_written = writes and not _before_send(exc)
+        raise BackendError(operation, exc, may_have_written=may_have_written) from exc

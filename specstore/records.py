@@ -1,0 +1,114 @@
+"""Stored records: spec HASH fields <-> StoredSpec, and Lua replies -> typed errors (pure)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from serializers.envelope import format_version
+from serializers.msgpack_codec import DocumentCodec
+from specstore.errors import (
+    ConflictError,
+    CorruptDocumentError,
+    IncompatibleSchemaError,
+    SpecExistsError,
+    SpecNotFoundError,
+    WrongStoreError,
+)
+from specstore.model import RequestSpec
+
+FIELD_DOC = b"doc"
+FIELD_REV = b"rev"
+
+
+@dataclass(frozen=True)
+class StoredSpec:
+    """A spec as read from a store, with its revision and plain-text metadata."""
+
+    spec: RequestSpec
+    rev: int
+    store: str
+    schema: str
+    project_id: str
+    user_id: str
+    created_at: str
+    updated_at: str
+
+
+@dataclass(frozen=True)
+class WriteArgs:
+    """What a write sends besides keys: the document and its plain-text metadata."""
+
+    doc: bytes
+    schema: str
+    project_id: str
+    user_id: str
+
+
+def write_args(spec: RequestSpec, codec: DocumentCodec) -> WriteArgs:
+    version, doc = codec.encode_versioned(spec)
+    return WriteArgs(
+        doc=doc,
+        schema=f"{codec.schema}/{format_version(version)}",
+        project_id=spec.project_id or "",
+        user_id=spec.user_id or "",
+    )
+
+
+def _text(raw: dict[bytes, bytes], field: bytes) -> str:
+    value = raw.get(field)
+    return value.decode("utf-8", "replace") if value is not None else ""
+
+
+def parse_record(
+    raw: dict[bytes, bytes], store: str, instance_uuid: str, codec: DocumentCodec
+) -> StoredSpec:
+    """A StoredSpec from an HGETALL reply (non-empty); corrupt records raise typed errors."""
+    doc, rev = raw.get(FIELD_DOC), raw.get(FIELD_REV)
+    if doc is None or rev is None or not rev.isdigit():
+        raise CorruptDocumentError(f"spec record {instance_uuid} in {store!r} lacks doc or rev")
+    try:
+        spec = codec.decode(doc)
+    except CorruptDocumentError as exc:
+        raise type(exc)(f"spec {instance_uuid} in {store!r}: {exc}") from exc
+    if str(spec.instance_uuid) != instance_uuid:
+        raise CorruptDocumentError(
+            f"spec record {instance_uuid} in {store!r} holds instance {spec.instance_uuid}"
+        )
+    return StoredSpec(
+        spec=spec,
+        rev=int(rev),
+        store=store,
+        schema=_text(raw, b"schema"),
+        project_id=_text(raw, b"project_id"),
+        user_id=_text(raw, b"user_id"),
+        created_at=_text(raw, b"created_at"),
+        updated_at=_text(raw, b"updated_at"),
+    )
+
+
+def reply_text(value: Any) -> str:
+    """A Lua reply element as text."""
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def check_reply(reply: Any, instance_uuid: str, store: str, expected_rev: int | None) -> list[str]:
+    """The reply's fields after an ``ok`` status; the typed error for any other status."""
+    fields = [reply_text(v) for v in reply]
+    status, rest = fields[0], fields[1:]
+    if status == "ok":
+        return rest
+    if status == "not_found":
+        raise SpecNotFoundError(instance_uuid, store)
+    if status == "wrong_store":
+        raise WrongStoreError(instance_uuid, targeted=store, actual=rest[0])
+    if status == "exists":
+        raise SpecExistsError(instance_uuid, rest[0])
+    if status == "incompatible":
+        raise IncompatibleSchemaError(
+            f"spec {instance_uuid} in {store!r} is stored as {rest[0]}, a newer major version "
+            "than this code writes; it was not overwritten"
+        )
+    if status == "conflict":
+        raise ConflictError(instance_uuid, expected_rev or 0, int(rest[0]))
+    raise CorruptDocumentError(f"unexpected script reply {fields!r}")  # pragma: no cover

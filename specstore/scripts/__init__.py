@@ -1,0 +1,1 @@
+"""Server-side Lua scripts for every multi-step write (one round trip, atomic)."""

@@ -1,0 +1,51 @@
+"""Fixtures: stores on fakeredis and on a real redis-server started for the session."""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+from collections.abc import Iterator
+
+import pytest
+
+from specstore import RequestContext, SpecStore
+from tests.support.redis_server import RedisServer, start_server
+
+_memory_names = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """A real redis-server on a free loopback port, no persistence; flushed per test."""
+    server = start_server()
+    yield server
+    server.stop()
+    shutil.rmtree(server.workdir, ignore_errors=True)
+
+
+@pytest.fixture
+def real_store(redis_server: RedisServer) -> Iterator[SpecStore]:
+    client = redis_server.client()
+    client.flushall()
+    client.close()
+    store = SpecStore.from_url(redis_server.url)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def memory_store() -> SpecStore:
+    return SpecStore.from_url(f"memory://test-{next(_memory_names)}")
+
+
+@pytest.fixture(params=["fakeredis", pytest.param("redis", marks=pytest.mark.redis)])
+def store(request: pytest.FixtureRequest) -> SpecStore:
+    """The same store tests run on the embedded fakeredis and on a real redis-server."""
+    name = "memory_store" if request.param == "fakeredis" else "real_store"
+    result: SpecStore = request.getfixturevalue(name)
+    return result
+
+
+@pytest.fixture
+def ctx(store: SpecStore) -> RequestContext:
+    return RequestContext(project_id="project-1", user_id="user-1", specs=store)
