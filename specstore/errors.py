@@ -118,6 +118,21 @@ class WrongStoreError(StoreError):
         self.actual = actual
 
 
+class MoveInProgressError(StoreError):
+    """The spec is being moved to a cell on another backend; its api copy is frozen.
+
+    Finish the move (call ``promote`` again, or ``resume_moves``) and write to the cell.
+    """
+
+    def __init__(self, instance_uuid: str, cell: str) -> None:
+        super().__init__(
+            f"request spec {instance_uuid} is being moved to {cell!r}; finish the move "
+            "(promote again or resume_moves) and write through the cell"
+        )
+        self.instance_uuid = instance_uuid
+        self.cell = cell
+
+
 class UnknownStoreError(StoreError):
     """The context names a cell the topology does not know."""
 

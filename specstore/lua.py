@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+import redis
+from redis.cluster import RedisCluster
 from redis.exceptions import NoScriptError, ResponseError
 
 from specstore.connection import RedisClient
@@ -28,6 +30,10 @@ CREATE = LuaScript.load("create")
 SAVE = LuaScript.load("save")
 PROMOTE = LuaScript.load("promote")
 DESTROY = LuaScript.load("destroy")
+MOVE_INTENT = LuaScript.load("move_intent")
+MOVE_ADOPT = LuaScript.load("move_adopt")
+MOVE_RELEASE = LuaScript.load("move_release")
+MOVE_ROLLBACK = LuaScript.load("move_rollback")
 
 
 def run_script(client: RedisClient, script: LuaScript, keys: list[str], args: list[Any]) -> Any:
@@ -62,11 +68,45 @@ def run_scripts_pipelined(client: RedisClient, calls: list[Call]) -> list[Any]:
 
 
 def _pipeline(client: RedisClient, calls: list[Call]) -> list[Any]:
+    if isinstance(client, RedisCluster):
+        return _cluster_pipelines(client, calls)
+    return _node_pipeline(client, calls)
+
+
+def _node_pipeline(client: redis.Redis, calls: list[Call]) -> list[Any]:
     pipe = client.pipeline(transaction=False)
     for script, keys, args in calls:
         pipe.evalsha(script.sha, len(keys), *keys, *args)
     replies: list[Any] = pipe.execute(raise_on_error=False)
     return [_as_noscript(r) for r in replies]
+
+
+def _cluster_pipelines(client: RedisCluster, calls: list[Call]) -> list[Any]:
+    """One pipeline per master (redis-py's cluster pipeline refuses EVALSHA).
+
+    A call answered MOVED/ASK (slots migrating during resharding) did not run; it is re-sent
+    on its own through the cluster client, which follows the redirection.
+    """
+    by_node: dict[str, list[int]] = {}
+    nodes: dict[str, Any] = {}
+    for index, (_, keys, _) in enumerate(calls):
+        node = client.get_node_from_key(keys[0])
+        by_node.setdefault(node.name, []).append(index)
+        nodes[node.name] = node
+    replies: list[Any] = [None] * len(calls)
+    for name, indexes in by_node.items():
+        node_client = client.get_redis_connection(nodes[name])
+        for index, reply in zip(indexes, _node_pipeline(node_client, [calls[i] for i in indexes]),
+                                strict=True):
+            replies[index] = reply
+    for index, reply in enumerate(replies):
+        if isinstance(reply, ResponseError) and str(reply).startswith(("MOVED", "ASK")):
+            script, keys, args = calls[index]
+            try:
+                replies[index] = run_script(client, script, keys, args)
+            except ResponseError as exc:
+                replies[index] = exc
+    return replies
 
 
 def _as_noscript(reply: Any) -> Any:

@@ -11,6 +11,7 @@ from specstore.errors import (
     ConflictError,
     CorruptDocumentError,
     IncompatibleSchemaError,
+    MoveInProgressError,
     SpecExistsError,
     SpecNotFoundError,
     WrongStoreError,
@@ -104,6 +105,8 @@ def check_reply(reply: Any, instance_uuid: str, store: str, expected_rev: int | 
         raise WrongStoreError(instance_uuid, targeted=store, actual=rest[0])
     if status == "exists":
         raise SpecExistsError(instance_uuid, rest[0])
+    if status == "moving":
+        raise MoveInProgressError(instance_uuid, rest[0])
     if status == "incompatible":
         raise IncompatibleSchemaError(
             f"spec {instance_uuid} in {store!r} is stored as {rest[0]}, a newer major version "

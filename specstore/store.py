@@ -1,23 +1,32 @@
 """SpecStore: request specs in Redis, in the api store or a cell store chosen by the context.
 
 Every single-spec operation is one round trip: writes run one Lua script (atomic), reads one
-HGETALL. Batches are one pipeline.
+HGETALL. Batches are one pipeline. Which backend (connection + prefix) holds each store comes
+from the :class:`~specstore.topology.Topology`; a promote between two backends runs the
+two-phase move of :mod:`specstore.two_phase`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
 from serializers.msgpack_codec import DEFAULT_CODEC, DocumentCodec
-from specstore import lua
+from specstore import lua, two_phase
 from specstore.connection import RedisClient, backend_errors, connect
 from specstore.context import RequestContext
-from specstore.errors import DocumentError, SpecNotFoundError, StoreError
+from specstore.errors import (
+    BackendError,
+    DocumentError,
+    SpecExistsError,
+    SpecNotFoundError,
+    StoreError,
+)
 from specstore.keys import API, Keyspace, normalize_uuid, validate_cell_name
+from specstore.topology import Backend, Topology
 from specstore.model import RequestSpec
 from specstore.records import StoredSpec, check_reply, parse_record, reply_text, write_args
 
@@ -58,20 +67,30 @@ class Promotion:
 
 
 class SpecStore:
-    """Persisted request specs on one Redis server or cluster, under one key prefix."""
+    """Persisted request specs: the api store and the cell stores, on one or more backends."""
 
     def __init__(
         self,
-        client: RedisClient,
+        target: RedisClient | Topology,
         *,
         keyspace: Keyspace | None = None,
         codec: DocumentCodec = DEFAULT_CODEC,
         clock: Callable[[], str] = utc_now,
+        on_move_step: two_phase.MoveHook | None = None,
     ) -> None:
-        self.client = client
-        self.keys = keyspace or Keyspace()
+        """``target`` is one client (every store on it, under ``keyspace``) or a topology.
+
+        ``on_move_step`` is a test hook called after each step of a two-phase move.
+        """
+        if isinstance(target, Topology):
+            if keyspace is not None:
+                raise TypeError("pass the keyspace inside the Topology")
+            self.topology = target
+        else:
+            self.topology = Topology.single(target, keyspace)
         self.codec = codec
         self.clock = clock
+        self.on_move_step = on_move_step
 
     @classmethod
     def from_url(
@@ -85,8 +104,21 @@ class SpecStore:
         """A store on the Redis at ``url`` (see :func:`specstore.connection.connect`)."""
         return cls(connect(url, **options), keyspace=Keyspace(prefix), codec=codec)
 
+    @property
+    def client(self) -> RedisClient:
+        """The api backend's client."""
+        return self.topology.api.client
+
+    @property
+    def keys(self) -> Keyspace:
+        """The api backend's keyspace."""
+        return self.topology.api.keys
+
+    def backend(self, store: str) -> Backend:
+        return self.topology.backend_for(store)
+
     def close(self) -> None:
-        self.client.close()
+        self.topology.close()
 
     # -- writes ------------------------------------------------------------------------------
 
@@ -96,11 +128,18 @@ class SpecStore:
         Raises :class:`SpecExistsError` if the instance already has a spec in any store.
         """
         uid, store = str(spec.instance_uuid), ctx.store_name
+        backend = self.backend(store)
+        if backend is not self.topology.api:
+            # Across backends uniqueness cannot be checked atomically; check first (repair
+            # settles the rare duplicate a race leaves).
+            home = self.locate(uid)
+            if home is not None:
+                raise SpecExistsError(uid, home)
         args = write_args(spec, self.codec)
-        keys = [self.keys.spec_key(store, uid), self.keys.location_key(uid)]
+        keys = [backend.keys.spec_key(store, uid), backend.keys.location_key(uid)]
         argv = [store, args.doc, args.schema, args.project_id, args.user_id, self.clock()]
         with backend_errors(f"create {uid}", writes=True):
-            reply = lua.run_script(self.client, lua.CREATE, keys, argv)
+            reply = lua.run_script(backend.client, lua.CREATE, keys, argv)
         return int(check_reply(reply, uid, store, None)[0])
 
     def save(self, ctx: RequestContext, spec: RequestSpec, rev: int | None = None) -> int:
@@ -111,37 +150,70 @@ class SpecStore:
         :class:`WrongStoreError` (no second copy is ever created).
         """
         uid, store = str(spec.instance_uuid), ctx.store_name
+        backend = self.backend(store)
         args = write_args(spec, self.codec)
-        keys = [self.keys.spec_key(store, uid), self.keys.location_key(uid)]
+        keys = [backend.keys.spec_key(store, uid), backend.keys.location_key(uid)]
         expected = "" if rev is None else str(rev)
         argv = [store, expected, args.doc, args.schema, args.project_id, args.user_id,
                 self.clock(), self.codec.current_version[0]]
         with backend_errors(f"save {uid}", writes=True):
-            reply = lua.run_script(self.client, lua.SAVE, keys, argv)
+            reply = lua.run_script(backend.client, lua.SAVE, keys, argv)
         return int(check_reply(reply, uid, store, rev)[0])
 
     def promote(self, ctx: RequestContext, instance_uuid: UUID | str, cell: str) -> Promotion:
-        """Move a spec from the api store to ``cell`` after scheduling (atomic, idempotent)."""
+        """Move a spec from the api store to ``cell`` after scheduling; idempotent.
+
+        On one backend this is one atomic script. To a cell on another backend it is the
+        two-phase move of :mod:`specstore.two_phase`; calling promote again finishes a move
+        that was interrupted.
+        """
         uid, cell = normalize_uuid(instance_uuid), validate_cell_name(cell)
-        keys = [
-            self.keys.spec_key(API, uid),
-            self.keys.spec_key(cell, uid),
-            self.keys.location_key(uid),
-        ]
+        api, target = self.topology.api, self.backend(cell)
+        if target is not api:
+            outcome = two_phase.move(api, target, uid, cell, self.clock(), self.on_move_step)
+            return Promotion(uid, cell, outcome.rev, outcome.moved)
+        keys = [api.keys.spec_key(API, uid), api.keys.spec_key(cell, uid),
+                api.keys.location_key(uid)]
         with backend_errors(f"promote {uid} to {cell}", writes=True):
-            reply = lua.run_script(self.client, lua.PROMOTE, keys, [cell])
-        rev, outcome = check_reply(reply, uid, API, None)
-        return Promotion(uid, cell, int(rev), moved=outcome == "moved")
+            reply = lua.run_script(api.client, lua.PROMOTE, keys, [cell])
+        rev, outcome_name = check_reply(reply, uid, API, None)
+        return Promotion(uid, cell, int(rev), moved=outcome_name == "moved")
+
+    def resume_moves(self, min_age_seconds: float = 60.0) -> dict[str, str]:
+        """Settle every two-phase move interrupted at least ``min_age_seconds`` ago.
+
+        Returns uuid -> "finished" | "rolled_back" | "unreachable" (see
+        :mod:`specstore.two_phase` for the rule). The age keeps it from racing a move that is
+        still running.
+        """
+        api = self.topology.api
+        cutoff = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=min_age_seconds)
+        settled: dict[str, str] = {}
+        for key in self._scan(api, api.keys.spec_pattern(API)):
+            parsed = api.keys.parse_spec_key(key)
+            if parsed is None:
+                continue
+            with backend_errors("resume_moves", writes=False):
+                cell_raw, since_raw = api.client.hmget(key, ["moving_to", "moving_since"])
+            if cell_raw is None:
+                continue
+            since = dt.datetime.fromisoformat(reply_text(since_raw or b"1970-01-01T00:00:00+00:00"))
+            if since > cutoff:
+                continue
+            cell = reply_text(cell_raw)
+            settled[parsed[1]] = two_phase.resume_move(api, self.backend(cell), parsed[1], cell)
+        return settled
 
     def destroy(
         self, ctx: RequestContext, instance_uuid: UUID | str, rev: int | None = None
     ) -> None:
         """Delete the spec (and its location record) from the context's store."""
         uid, store = normalize_uuid(instance_uuid), ctx.store_name
-        keys = [self.keys.spec_key(store, uid), self.keys.location_key(uid)]
+        backend = self.backend(store)
+        keys = [backend.keys.spec_key(store, uid), backend.keys.location_key(uid)]
         argv = [store, "" if rev is None else str(rev)]
         with backend_errors(f"destroy {uid}", writes=True):
-            reply = lua.run_script(self.client, lua.DESTROY, keys, argv)
+            reply = lua.run_script(backend.client, lua.DESTROY, keys, argv)
         check_reply(reply, uid, store, rev)
 
     def destroy_bulk(
@@ -152,13 +224,15 @@ class SpecStore:
         Specs living in another store are left alone and reported in ``elsewhere``.
         """
         store = ctx.store_name
+        backend = self.backend(store)
         uids = [normalize_uuid(u) for u in instance_uuids]
+        keys = backend.keys
         calls: list[lua.Call] = [
-            (lua.DESTROY, [self.keys.spec_key(store, u), self.keys.location_key(u)], [store, ""])
+            (lua.DESTROY, [keys.spec_key(store, u), keys.location_key(u)], [store, ""])
             for u in uids
         ]
         with backend_errors(f"destroy_bulk of {len(uids)} specs", writes=True):
-            replies = lua.run_scripts_pipelined(self.client, calls) if calls else []
+            replies = lua.run_scripts_pipelined(backend.client, calls) if calls else []
         destroyed: list[str] = []
         missing: list[str] = []
         elsewhere: dict[str, str] = {}
@@ -168,7 +242,7 @@ class SpecStore:
             status = reply_text(reply[0])
             if status == "ok":
                 destroyed.append(uid)
-            elif status == "wrong_store":
+            elif status in ("wrong_store", "moving"):
                 elsewhere[uid] = reply_text(reply[1])
             else:
                 missing.append(uid)
@@ -179,8 +253,9 @@ class SpecStore:
     def get(self, ctx: RequestContext, instance_uuid: UUID | str) -> StoredSpec:
         """The spec of ``instance_uuid`` in the context's store, with its rev and metadata."""
         uid, store = normalize_uuid(instance_uuid), ctx.store_name
+        backend = self.backend(store)
         with backend_errors(f"get {uid}", writes=False):
-            raw: dict[bytes, bytes] = self.client.hgetall(self.keys.spec_key(store, uid))
+            raw: dict[bytes, bytes] = backend.client.hgetall(backend.keys.spec_key(store, uid))
         if not raw:
             raise SpecNotFoundError(uid, store, home=self.locate(uid))
         return parse_record(raw, store, uid, self.codec)
@@ -190,11 +265,12 @@ class SpecStore:
     ) -> BatchRead:
         """Many specs of the context's store in one pipeline; order kept, misses reported."""
         store = ctx.store_name
+        backend = self.backend(store)
         uids = [normalize_uuid(u) for u in instance_uuids]
         with backend_errors(f"get_many of {len(uids)} specs", writes=False):
-            pipe = self.client.pipeline(transaction=False)
+            pipe = backend.client.pipeline(transaction=False)
             for uid in uids:
-                pipe.hgetall(self.keys.spec_key(store, uid))
+                pipe.hgetall(backend.keys.spec_key(store, uid))
             replies: list[dict[bytes, bytes]] = pipe.execute() if uids else []
         found: list[StoredSpec] = []
         missing: list[str] = []
@@ -210,9 +286,28 @@ class SpecStore:
         return BatchRead(found, missing, corrupt)
 
     def locate(self, instance_uuid: UUID | str) -> str | None:
-        """Which store holds the spec: ``"api"``, a cell name, or None."""
-        uid = normalize_uuid(instance_uuid)
-        with backend_errors(f"locate {uid}", writes=False):
-            home: bytes | None = self.client.get(self.keys.location_key(uid))
-        return None if home is None else home.decode("utf-8", "replace")
+        """Which store holds the spec: ``"api"``, a cell name, or None.
 
+        Asks the api backend first, then each other backend (a spec mid-move is still in
+        ``"api"``). A backend that cannot be reached is skipped when another one answers.
+        """
+        uid = normalize_uuid(instance_uuid)
+        failure: BackendError | None = None
+        for backend in self.topology.backends():
+            try:
+                with backend_errors(f"locate {uid}", writes=False):
+                    home: bytes | None = backend.client.get(backend.keys.location_key(uid))
+            except BackendError as exc:
+                failure = failure or exc
+                continue
+            if home is not None:
+                return reply_text(home)
+        if failure is not None:
+            raise failure
+        return None
+
+    def _scan(self, backend: Backend, pattern: str, count: int = 1000) -> Iterator[str]:
+        """Keys matching ``pattern`` on ``backend`` (every master of a cluster); never KEYS."""
+        with backend_errors(f"scan {pattern}", writes=False):
+            for key in backend.client.scan_iter(match=pattern, count=count):
+                yield reply_text(key)

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from specstore import RequestContext, SpecStore
+from tests.support.redis_cluster import RedisClusterNodes, start_cluster
 from tests.support.redis_server import RedisServer, start_server
 
 _memory_names = itertools.count()
@@ -33,16 +34,38 @@ def real_store(redis_server: RedisServer) -> Iterator[SpecStore]:
     store.close()
 
 
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[RedisClusterNodes]:
+    """A real 3-master Redis Cluster on loopback; flushed per test."""
+    cluster = start_cluster()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def cluster_store(redis_cluster: RedisClusterNodes) -> Iterator[SpecStore]:
+    redis_cluster.flush()
+    store = SpecStore.from_url(redis_cluster.url)
+    yield store
+    store.close()
+
+
 @pytest.fixture
 def memory_store() -> SpecStore:
     return SpecStore.from_url(f"memory://test-{next(_memory_names)}")
 
 
-@pytest.fixture(params=["fakeredis", pytest.param("redis", marks=pytest.mark.redis)])
+@pytest.fixture(
+    params=[
+        "fakeredis",
+        pytest.param("redis", marks=pytest.mark.redis),
+        pytest.param("cluster", marks=pytest.mark.cluster),
+    ]
+)
 def store(request: pytest.FixtureRequest) -> SpecStore:
-    """The same store tests run on the embedded fakeredis and on a real redis-server."""
-    name = "memory_store" if request.param == "fakeredis" else "real_store"
-    result: SpecStore = request.getfixturevalue(name)
+    """The same store tests run on fakeredis, a real redis-server and a real Redis Cluster."""
+    names = {"fakeredis": "memory_store", "redis": "real_store", "cluster": "cluster_store"}
+    result: SpecStore = request.getfixturevalue(names[request.param])
     return result
 
 

@@ -2,14 +2,17 @@
 -- KEYS[1] api spec key    KEYS[2] cell spec key    KEYS[3] location key
 -- ARGV    cell
 -- Reply   {'ok', rev, 'moved'|'already'} | {'not_found'} | {'wrong_store', home}
+--         | {'moving', other cell}
 local home = redis.call('GET', KEYS[3])
 if not home then return {'not_found'} end
 if home == ARGV[1] then
   return {'ok', redis.call('HGET', KEYS[2], 'rev') or '0', 'already'}
 end
 if home ~= 'api' then return {'wrong_store', home} end
-local rev = redis.call('HGET', KEYS[1], 'rev')
+local stored = redis.call('HMGET', KEYS[1], 'rev', 'moving_to')
+local rev = stored[1]
 if not rev then return {'not_found'} end
+if stored[2] then return {'moving', stored[2]} end
 redis.call('RENAME', KEYS[1], KEYS[2])
 redis.call('SET', KEYS[3], ARGV[1])
 return {'ok', rev, 'moved'}
