@@ -257,7 +257,7 @@ class SpecStore:
         with backend_errors(f"get {uid}", writes=False):
             raw: dict[bytes, bytes] = backend.client.hgetall(backend.keys.spec_key(store, uid))
         if not raw:
-            raise SpecNotFoundError(uid, store, home=self.locate(uid))
+            raise SpecNotFoundError(uid, store, home=self._home_hint(uid))
         return parse_record(raw, store, uid, self.codec)
 
     def get_many(
@@ -305,6 +305,13 @@ class SpecStore:
         if failure is not None:
             raise failure
         return None
+
+    def _home_hint(self, uid: str) -> str | None:
+        """Where the spec lives, for an error message; None when that cannot be told."""
+        try:
+            return self.locate(uid)
+        except BackendError:
+            return None
 
     def _scan(self, backend: Backend, pattern: str, count: int = 1000) -> Iterator[str]:
         """Keys matching ``pattern`` on ``backend`` (every master of a cluster); never KEYS."""

@@ -1,0 +1,235 @@
+"""Moves to a cell on its own redis-server: two-phase, crash-safe, settled by resume_moves."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+
+import pytest
+
+from specstore import RequestContext, RequestSpec, SpecStore
+from specstore.connection import connect
+from specstore.errors import BackendError, MoveInProgressError, SpecNotFoundError
+from specstore.keys import Keyspace
+from specstore.model import strip_transient
+from specstore.topology import Backend, Topology
+from tests.factories import typical_spec
+from tests.support.redis_server import RedisServer, start_server
+
+pytestmark = pytest.mark.redis
+
+
+class Crash(Exception):
+    """Stands in for the process dying after a step."""
+
+
+@pytest.fixture
+def servers() -> Iterator[tuple[RedisServer, RedisServer]]:
+    api, cell = start_server(), start_server()
+    yield api, cell
+    api.stop()
+    cell.stop()
+
+
+def make_store(api: RedisServer, cell: RedisServer, **kwargs: object) -> SpecStore:
+    topology = Topology(
+        Backend("api", connect(api.url), Keyspace()),
+        {"cell1": Backend("cell1", connect(cell.url), Keyspace())},
+    )
+    return SpecStore(topology, **kwargs)  # type: ignore[arg-type]
+
+
+def homes(store: SpecStore, uid: str) -> list[str]:
+    """Every store that holds a copy of the spec, read straight from both servers."""
+    api, cell = store.topology.api, store.topology.cells["cell1"]
+    found = []
+    if api.client.exists(api.keys.spec_key("api", uid)):
+        found.append("api")
+    if cell.client.exists(cell.keys.spec_key("cell1", uid)):
+        found.append("cell1")
+    return found
+
+
+def test_promote_across_servers_moves_once(servers: tuple[RedisServer, RedisServer]) -> None:
+    store = make_store(*servers)
+    ctx = RequestContext(specs=store)
+    spec = typical_spec()
+    spec.create(ctx)
+    uid = str(spec.instance_uuid)
+    first = store.promote(ctx, uid, "cell1")
+    again = store.promote(ctx, uid, "cell1")
+    assert (first.moved, again.moved) == (True, False)
+    assert homes(store, uid) == ["cell1"]
+    assert servers[0].client().keys("*") == []
+    assert store.locate(uid) == "cell1"
+    stored = store.get(ctx.target_cell("cell1"), uid)
+    assert stored.spec == strip_transient(spec) and stored.rev == 1
+    stored.spec.availability_zone = "az7"
+    assert store.save(ctx.target_cell("cell1"), stored.spec, rev=1) == 2
+
+
+def test_api_copy_is_readable_but_frozen_while_a_move_is_half_done(
+    servers: tuple[RedisServer, RedisServer],
+) -> None:
+    def crash_after_intent(step: str, uid: str) -> None:
+        if step == "intent":
+            raise Crash(step)
+
+    crashing = make_store(*servers, on_move_step=crash_after_intent)
+    ctx = RequestContext(specs=crashing)
+    spec = typical_spec()
+    spec.create(ctx)
+    with pytest.raises(Crash):
+        crashing.promote(ctx, spec.instance_uuid, "cell1")
+    assert crashing.get(ctx, spec.instance_uuid).spec == strip_transient(spec)
+    with pytest.raises(MoveInProgressError):
+        crashing.save(ctx, spec)
+    with pytest.raises(MoveInProgressError):
+        crashing.destroy(ctx, spec.instance_uuid)
+    healthy = make_store(*servers)
+    assert healthy.promote(ctx, spec.instance_uuid, "cell1").moved
+    assert homes(healthy, str(spec.instance_uuid)) == ["cell1"]
+
+
+STEPS = [None, "intent", "adopt", "release"]
+
+
+def test_crash_after_each_step_then_resume_leaves_one_home_for_1000_specs(
+    servers: tuple[RedisServer, RedisServer],
+) -> None:
+    plain = make_store(*servers)
+    ctx = RequestContext(specs=plain)
+    specs: dict[str, RequestSpec] = {}
+    crash_at: dict[str, str | None] = {}
+    for index in range(1000):
+        spec = typical_spec()
+        spec.create(ctx)
+        spec.availability_zone = f"az-{index}"
+        spec.save(ctx)
+        uid = str(spec.instance_uuid)
+        specs[uid] = spec
+        crash_at[uid] = STEPS[index % len(STEPS)]
+
+    def hook(step: str, uid: str) -> None:
+        if crash_at[uid] == step:
+            raise Crash(step)
+
+    crashing = make_store(*servers, on_move_step=hook)
+    for uid in specs:
+        try:
+            crashing.promote(ctx, uid, "cell1")
+        except Crash:
+            pass
+    settled = plain.resume_moves(min_age_seconds=0)
+    assert plain.resume_moves(min_age_seconds=0) == {}
+    expected_outcome = {"intent": "rolled_back", "adopt": "finished"}
+    assert settled == {
+        uid: expected_outcome[step] for uid, step in crash_at.items() if step in expected_outcome
+    }
+    for uid, spec in specs.items():
+        expected_home = "api" if crash_at[uid] == "intent" else "cell1"
+        assert homes(plain, uid) == [expected_home], uid
+        assert plain.locate(uid) == expected_home
+        stored = plain.get(ctx if expected_home == "api" else ctx.target_cell("cell1"), uid)
+        assert stored.spec == strip_transient(spec)
+        assert stored.rev == 2
+
+
+KILLER = textwrap.dedent(
+    """
+    import os, signal, sys
+    import redis
+    from specstore import RequestContext, SpecStore
+    from specstore.keys import Keyspace
+    from specstore.topology import Backend, Topology
+
+    api_port, cell_port, step, uid = sys.argv[1:]
+    def hook(done, _uid):
+        if done == step:
+            os.kill(os.getpid(), signal.SIGKILL)
+    topology = Topology(
+        Backend("api", redis.Redis(port=int(api_port)), Keyspace()),
+        {"cell1": Backend("cell1", redis.Redis(port=int(cell_port)), Keyspace())},
+    )
+    store = SpecStore(topology, on_move_step=hook)
+    store.promote(RequestContext(specs=store), uid, "cell1")
+    """
+)
+
+
+@pytest.mark.parametrize("step", ["intent", "adopt", "release"])
+def test_process_killed_between_steps_is_settled_by_resume(
+    servers: tuple[RedisServer, RedisServer], step: str
+) -> None:
+    store = make_store(*servers)
+    ctx = RequestContext(specs=store)
+    spec = typical_spec()
+    spec.create(ctx)
+    uid = str(spec.instance_uuid)
+    env = dict(os.environ, PYTHONPATH=os.getcwd())
+    result = subprocess.run(
+        [sys.executable, "-c", KILLER, str(servers[0].port), str(servers[1].port), step, uid],
+        env=env, capture_output=True, timeout=60,
+    )
+    assert result.returncode == -9, result.stderr.decode()
+    store.resume_moves(min_age_seconds=0)
+    expected = "api" if step == "intent" else "cell1"
+    assert homes(store, uid) == [expected]
+    target = ctx if expected == "api" else ctx.target_cell("cell1")
+    assert store.get(target, uid).spec == strip_transient(spec)
+
+
+def test_cell_server_stopped_mid_move_completes_on_next_attempt(
+    servers: tuple[RedisServer, RedisServer],
+) -> None:
+    api_server, cell_server = servers
+    store = make_store(api_server, cell_server)
+    ctx = RequestContext(specs=store)
+    spec, other = typical_spec(), typical_spec()
+    spec.create(ctx)
+    other.create(ctx)
+    cell_server.stop()
+    with pytest.raises(BackendError) as info:
+        store.promote(ctx, spec.instance_uuid, "cell1")
+    assert info.value.may_have_written is True  # the intent landed on the api server
+    with pytest.raises(BackendError):
+        store.promote(ctx, other.instance_uuid, "cell1")
+    assert store.resume_moves(min_age_seconds=0) == {
+        str(spec.instance_uuid): "unreachable", str(other.instance_uuid): "unreachable"
+    }
+    assert store.get(ctx, spec.instance_uuid).spec == strip_transient(spec)  # still readable
+
+    cell_server.start()
+    assert store.promote(ctx, spec.instance_uuid, "cell1").moved
+    assert homes(store, str(spec.instance_uuid)) == ["cell1"]
+    # the other move is rolled back on resume: the cell never got its copy
+    assert store.resume_moves(min_age_seconds=0) == {str(other.instance_uuid): "rolled_back"}
+    assert homes(store, str(other.instance_uuid)) == ["api"]
+    other.num_instances = 2
+    store.save(ctx, other)  # writable again
+
+
+def test_reads_of_promoted_specs_work_while_the_api_server_is_down(
+    servers: tuple[RedisServer, RedisServer],
+) -> None:
+    api_server, _ = servers
+    store = make_store(*servers)
+    ctx = RequestContext(specs=store)
+    moved = [typical_spec() for _ in range(5)]
+    for spec in moved:
+        spec.create(ctx)
+        store.promote(ctx, spec.instance_uuid, "cell1")
+    api_server.stop()
+    cell_ctx = ctx.target_cell("cell1")
+    for spec in moved:
+        assert store.get(cell_ctx, spec.instance_uuid).spec == strip_transient(spec)
+    batch = store.get_many(cell_ctx, [s.instance_uuid for s in moved])
+    assert len(batch.found) == 5
+    assert store.locate(moved[0].instance_uuid) == "cell1"
+    with pytest.raises(BackendError):
+        store.get(ctx, moved[0].instance_uuid)
+    with pytest.raises(SpecNotFoundError):
+        store.get(cell_ctx, typical_spec().instance_uuid)  # miss: locate skips the down api
