@@ -8,6 +8,11 @@
     >>> spec.save(ctx.target_cell("cell1"))               # later moves write to the cell
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from specstore.context import RequestContext
 from specstore.errors import (
     BackendError,
@@ -22,12 +27,33 @@ from specstore.errors import (
 )
 from specstore.keys import API, Keyspace
 from specstore.model import RequestSpec
-from specstore.records import StoredSpec
-from specstore.store import BatchDestroy, BatchRead, Promotion, SpecStore
+
+if TYPE_CHECKING:
+    from specstore.records import StoredSpec
+    from specstore.store import BatchCreate, BatchDestroy, BatchRead, Promotion, SpecStore
+
+# The store layer imports serializers, which import specstore.errors: loading it lazily keeps
+# `import serializers` (or any serializers submodule) free of import cycles.
+_LAZY = {
+    "StoredSpec": "specstore.records",
+    "BatchCreate": "specstore.store",
+    "BatchDestroy": "specstore.store",
+    "BatchRead": "specstore.store",
+    "Promotion": "specstore.store",
+    "SpecStore": "specstore.store",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'specstore' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
 
 __all__ = [
     "API",
     "BackendError",
+    "BatchCreate",
     "BatchDestroy",
     "BatchRead",
     "ConflictError",
