@@ -26,6 +26,7 @@ from specstore.errors import (
     StoreError,
 )
 from specstore.keys import API, Keyspace, normalize_uuid, validate_cell_name
+from specstore.scan import scan_batches
 from specstore.topology import Backend, Topology
 from specstore.model import RequestSpec
 from specstore.records import StoredSpec, check_reply, parse_record, reply_text, write_args
@@ -43,6 +44,15 @@ class BatchRead:
     found: list[StoredSpec]
     missing: list[str]
     corrupt: dict[str, DocumentError] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BatchCreate:
+    """Result of :meth:`SpecStore.create_many`."""
+
+    created: list[str]
+    existing: dict[str, str]
+    """Specs that already had a home: uuid -> that home (left untouched)."""
 
 
 @dataclass(frozen=True)
@@ -141,6 +151,37 @@ class SpecStore:
         with backend_errors(f"create {uid}", writes=True):
             reply = lua.run_script(backend.client, lua.CREATE, keys, argv)
         return int(check_reply(reply, uid, store, None)[0])
+
+    def create_many(self, ctx: RequestContext, specs: Sequence[RequestSpec]) -> BatchCreate:
+        """Create many specs in the context's store in one pipeline (one per node).
+
+        Specs that already exist anywhere on the backend are reported, not overwritten.
+        """
+        store = ctx.store_name
+        backend = self.backend(store)
+        now = self.clock()
+        calls: list[lua.Call] = []
+        for spec in specs:
+            uid = str(spec.instance_uuid)
+            args = write_args(spec, self.codec)
+            calls.append((
+                lua.CREATE,
+                [backend.keys.spec_key(store, uid), backend.keys.location_key(uid)],
+                [store, args.doc, args.schema, args.project_id, args.user_id, now],
+            ))
+        with backend_errors(f"create_many of {len(calls)} specs", writes=True):
+            replies = lua.run_scripts_pipelined(backend.client, calls) if calls else []
+        created: list[str] = []
+        existing: dict[str, str] = {}
+        for spec, reply in zip(specs, replies, strict=True):
+            uid = str(spec.instance_uuid)
+            if isinstance(reply, Exception):
+                raise StoreError(f"create of {uid} failed: {reply}")
+            if reply_text(reply[0]) == "ok":
+                created.append(uid)
+            else:
+                existing[uid] = reply_text(reply[1])
+        return BatchCreate(created, existing)
 
     def save(self, ctx: RequestContext, spec: RequestSpec, rev: int | None = None) -> int:
         """Overwrite the stored spec where it lives; returns the new rev.
@@ -315,6 +356,6 @@ class SpecStore:
 
     def _scan(self, backend: Backend, pattern: str, count: int = 1000) -> Iterator[str]:
         """Keys matching ``pattern`` on ``backend`` (every master of a cluster); never KEYS."""
-        with backend_errors(f"scan {pattern}", writes=False):
-            for key in backend.client.scan_iter(match=pattern, count=count):
+        for keys, _ in scan_batches(backend.client, pattern, count):
+            for key in keys:
                 yield reply_text(key)
