@@ -44,8 +44,10 @@ def parse_version(text: object) -> Version:
 
 
 def to_json_document(spec: RequestSpec, codec: DocumentCodec = DEFAULT_CODEC) -> dict[str, Any]:
-    version, payload = codec.payload_for_write(spec)
-    return {"schema": codec.schema, "version": format_version(version), "spec": _jsonable(payload)}
+    version, payload = codec.payload_for_write(spec, mode="json")
+    if spec.newer_minor_fields is not None:
+        payload = _jsonable(payload)  # fields kept from a newer minor version are raw values
+    return {"schema": codec.schema, "version": format_version(version), "spec": payload}
 
 
 def from_json_document(document: object, codec: DocumentCodec = DEFAULT_CODEC) -> RequestSpec:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ValidationError
 
@@ -64,9 +64,14 @@ class DocumentCodec:
         version, payload = self.payload_for_write(spec)
         return version, encode_envelope(self.schema, version, payload, self.limits)
 
-    def payload_for_write(self, spec: RequestSpec) -> tuple[Version, dict[str, Any]]:
-        """(version to write, payload): downgraded when pinned, newer-minor fields re-emitted."""
-        payload = persisted_payload(spec)
+    def payload_for_write(
+        self, spec: RequestSpec, mode: Literal["python", "json"] = "python"
+    ) -> tuple[Version, dict[str, Any]]:
+        """(version to write, payload): downgraded when pinned, newer-minor fields re-emitted.
+
+        ``mode="json"`` gives JSON-ready values (unknown fields are passed through as read).
+        """
+        payload = persisted_payload(spec, mode)
         if self.write_version != self.current_version:
             return self.write_version, self.registry.downgrade(
                 self.schema, payload, self.write_version

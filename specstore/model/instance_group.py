@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 from uuid import UUID
 
@@ -11,6 +12,7 @@ from specstore.model.base import SpecModel, StrMap
 
 GroupPolicy = Literal["affinity", "anti-affinity", "soft-affinity", "soft-anti-affinity"]
 KNOWN_RULES = frozenset({"max_server_per_host"})
+_POSITIVE_INT = re.compile(r"[1-9][0-9]{0,8}")
 
 
 class InstanceGroup(SpecModel):
@@ -33,6 +35,6 @@ class InstanceGroup(SpecModel):
         if unknown:
             raise ValueError(f"unknown server group rule(s): {', '.join(sorted(unknown))}")
         limit = rules.get("max_server_per_host")
-        if limit is not None and (not limit.isdigit() or int(limit) < 1):
+        if limit is not None and not _POSITIVE_INT.fullmatch(limit):
             raise ValueError(f"max_server_per_host must be a positive integer, got {limit!r}")
         return rules

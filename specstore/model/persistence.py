@@ -8,7 +8,7 @@ and reading a stored spec never overwrites them on an object that already holds 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from specstore.model.request_spec import RequestSpec
 
@@ -33,8 +33,11 @@ PERSISTED_FIELDS: tuple[str, ...] = tuple(
 )
 
 
-def persisted_payload(spec: RequestSpec) -> dict[str, Any]:
+def persisted_payload(spec: RequestSpec, mode: Literal["python", "json"] = "python") -> dict[str, Any]:
     """The spec as stored: transient parts and fields at their default value left out.
+
+    ``mode="python"`` keeps UUIDs and datetimes as objects (for msgpack); ``"json"`` gives
+    JSON-ready values (for the JSON codec).
 
     Leaving defaults out keeps documents small; it makes each field's default part of the
     schema, so changing a default is a schema change (a new version with a migration step).
@@ -42,7 +45,7 @@ def persisted_payload(spec: RequestSpec) -> dict[str, Any]:
     exclude: dict[str, Any] = dict.fromkeys(TRANSIENT_FIELDS, True)
     if spec.instance_group is not None:
         exclude["instance_group"] = dict.fromkeys(TRANSIENT_GROUP_FIELDS, True)
-    return spec.model_dump(mode="python", exclude=exclude, exclude_defaults=True)
+    return spec.model_dump(mode=mode, exclude=exclude, exclude_defaults=True)
 
 
 def strip_transient(spec: RequestSpec) -> RequestSpec:

@@ -1,0 +1,5 @@
+"""``python -m specstore``: the specstore command."""
+
+from specstore.cli import main
+
+main()

@@ -1,0 +1,591 @@
+"""Whole-store operations: export, import, migrate, stats and repair.
+
+Every scan is SCAN (never KEYS) over each backend and each cluster master, read in pipelined
+batches, so memory stays bounded whatever the key count.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections import Counter
+from collections.abc import Callable, Collection, Iterator
+from dataclasses import dataclass, field
+from typing import BinaryIO, Literal
+
+import msgpack
+
+from serializers.envelope import Version, format_version
+from serializers.nova import from_nova_primitive
+from specstore import lua, two_phase
+from specstore.connection import backend_errors
+from specstore.errors import (
+    CorruptDocumentError,
+    DocumentError,
+    InvalidInputError,
+    SpecStoreError,
+)
+from specstore.export_format import (
+    ExportRecord,
+    parse_json_record,
+    parse_msgpack_record,
+    record_from_hash,
+    to_json_line,
+    to_msgpack,
+)
+from specstore.keys import API, normalize_uuid, validate_store_name
+from specstore.records import reply_text
+from specstore.repair_rules import Copy, Observation, Plan, plan_repair
+from specstore.scan import ScanPosition, scan_batches
+from specstore.store import SpecStore
+from specstore.topology import Backend
+
+ExportFormat = Literal["jsonl", "msgpack"]
+ImportFormat = Literal["jsonl", "msgpack", "nova-tsv"]
+Progress = Callable[[int], None]
+"""Called with the number of records just handled."""
+
+MAX_REPORTED = 1000
+"""At most this many individual problems are kept in a summary (the counts are exact)."""
+
+
+@dataclass(frozen=True)
+class SpecKey:
+    key: str
+    store: str
+    instance_uuid: str
+
+
+def spec_key_batches(
+    store: SpecStore,
+    stores: Collection[str] | None = None,
+    batch: int = 500,
+    start: tuple[int, ScanPosition] | None = None,
+) -> Iterator[tuple[Backend, list[SpecKey], tuple[int, ScanPosition] | None]]:
+    """Batches of spec keys of every backend (or only ``stores``), with a resume position.
+
+    A store is read only from the backend the topology assigns it to.
+    """
+    backends = store.topology.backends()
+    first_backend, first_position = start or (0, ScanPosition())
+    for index in range(first_backend, len(backends)):
+        backend = backends[index]
+        position = first_position if index == first_backend else None
+        for raw_keys, next_position in scan_batches(
+            backend.client, backend.keys.spec_pattern(None), batch, position
+        ):
+            keys = []
+            for raw in raw_keys:
+                key = reply_text(raw)
+                parsed = backend.keys.parse_spec_key(key)
+                if parsed is None or (stores is not None and parsed[0] not in stores):
+                    continue
+                if store.topology.backend_for(parsed[0]) is not backend:
+                    continue
+                keys.append(SpecKey(key, *parsed))
+            if next_position is not None:
+                resume: tuple[int, ScanPosition] | None = (index, next_position)
+            elif index + 1 < len(backends):
+                resume = (index + 1, ScanPosition())
+            else:
+                resume = None
+            yield backend, keys, resume
+
+
+def _hgetall_many(backend: Backend, keys: list[SpecKey]) -> list[dict[bytes, bytes]]:
+    if not keys:
+        return []
+    with backend_errors(f"read {len(keys)} specs", writes=False):
+        pipe = backend.client.pipeline(transaction=False)
+        for item in keys:
+            pipe.hgetall(item.key)
+        replies: list[dict[bytes, bytes]] = pipe.execute()
+    return replies
+
+
+# -- export -----------------------------------------------------------------------------------
+
+
+@dataclass
+class ExportSummary:
+    exported: int = 0
+    bytes_written: int = 0
+    skipped: int = 0
+    problems: list[str] = field(default_factory=list)
+
+
+def export_specs(
+    store: SpecStore,
+    out: BinaryIO,
+    fmt: ExportFormat = "jsonl",
+    stores: Collection[str] | None = None,
+    batch: int = 500,
+    progress: Progress | None = None,
+) -> ExportSummary:
+    """Stream every spec (of ``stores``, or all) to ``out``; corrupt ones are skipped, counted."""
+    summary = ExportSummary()
+    for backend, keys, _ in spec_key_batches(store, stores, batch):
+        for item, raw in zip(keys, _hgetall_many(backend, keys), strict=True):
+            if not raw:
+                continue  # deleted since the scan saw it
+            try:
+                record = record_from_hash(item.store, item.instance_uuid, raw)
+                if fmt == "jsonl":
+                    data = (to_json_line(record, store.codec) + "\n").encode("utf-8")
+                else:
+                    data = to_msgpack(record, store.codec)
+            except DocumentError as exc:
+                summary.skipped += 1
+                _note(summary.problems, f"{item.store} {item.instance_uuid}: {exc}")
+                continue
+            out.write(data)
+            summary.exported += 1
+            summary.bytes_written += len(data)
+        if progress is not None:
+            progress(len(keys))
+    return summary
+
+
+def _note(problems: list[str], text: str) -> None:
+    if len(problems) < MAX_REPORTED:
+        problems.append(text)
+
+
+# -- import -----------------------------------------------------------------------------------
+
+
+@dataclass
+class ImportSummary:
+    read: int = 0
+    valid: int = 0
+    created: int = 0
+    replaced: int = 0
+    unchanged: int = 0
+    existing: int = 0
+    rejected: int = 0
+    dry_run: bool = False
+    problems: list[str] = field(default_factory=list)
+    """"line N: reason" for rejected records, then existing specs that were kept."""
+
+    @property
+    def complete(self) -> bool:
+        """True when every record was imported (or already stored unchanged)."""
+        return self.rejected == 0 and self.existing == 0
+
+
+def read_records(
+    source: BinaryIO,
+    fmt: ImportFormat,
+    store: SpecStore,
+    nova_store: str = API,
+    now: str | None = None,
+) -> Iterator[tuple[int, ExportRecord | SpecStoreError]]:
+    """(line or record number, record or the reason it is rejected) for every input record."""
+    if fmt == "jsonl":
+        for number, line in enumerate(source, 1):
+            if line.strip():
+                yield number, _guard(lambda line=line: parse_json_record(line, store.codec)[0])
+    elif fmt == "msgpack":
+        limits = store.codec.limits
+        unpacker = msgpack.Unpacker(
+            source, raw=False, max_buffer_size=limits.max_document_bytes * 2,
+            max_str_len=limits.max_str_len, max_bin_len=limits.max_document_bytes,
+            max_array_len=limits.max_array_len, max_map_len=limits.max_map_len,
+        )
+        number = 0
+        try:
+            for number, item in enumerate(unpacker, 1):  # noqa: B007 - number used after loop
+                yield number, _guard(lambda item=item: parse_msgpack_record(item, store.codec)[0])
+        except (ValueError, msgpack.UnpackException) as exc:
+            yield number + 1, CorruptDocumentError(f"unreadable msgpack stream: {exc}")
+    else:
+        yield from _read_nova_table(source, store, validate_store_name(nova_store), now)
+
+
+def _guard(parse: Callable[[], ExportRecord]) -> ExportRecord | SpecStoreError:
+    try:
+        return parse()
+    except SpecStoreError as exc:
+        return exc
+
+
+def _read_nova_table(
+    source: BinaryIO, store: SpecStore, target: str, now: str | None
+) -> Iterator[tuple[int, ExportRecord | SpecStoreError]]:
+    """Nova's api-database ``request_specs`` dump: a header, then instance_uuid<TAB>spec JSON."""
+    stamp = now or store.clock()
+    for number, raw_line in enumerate(source, 1):
+        line = raw_line.decode("utf-8", "replace").rstrip("\r\n")
+        if not line.strip() or (number == 1 and line.startswith("instance_uuid")):
+            continue
+        yield number, _guard(lambda line=line: _nova_row(line, store, target, stamp))
+
+
+def _nova_row(line: str, store: SpecStore, target: str, stamp: str) -> ExportRecord:
+    column, sep, payload = line.partition("\t")
+    if not sep:
+        raise CorruptDocumentError("expected instance_uuid<TAB>spec JSON")
+    uid = normalize_uuid(column.strip())
+    try:
+        primitive = json.loads(payload)
+    except ValueError as exc:
+        raise CorruptDocumentError(f"spec column is not JSON: {exc}") from exc
+    spec = from_nova_primitive(primitive)
+    if str(spec.instance_uuid) != uid:
+        raise CorruptDocumentError(f"row {uid} holds the spec of {spec.instance_uuid}")
+    version, doc = store.codec.encode_versioned(spec)
+    return ExportRecord(
+        uid, target, 1, doc, f"{store.codec.schema}/{format_version(version)}",
+        spec.project_id or "", spec.user_id or "", stamp, stamp,
+    )
+
+
+def import_specs(
+    store: SpecStore,
+    open_source: Callable[[], BinaryIO],
+    fmt: ImportFormat,
+    *,
+    dry_run: bool = False,
+    overwrite: bool = False,
+    batch: int = 500,
+    nova_store: str = API,
+    progress: Progress | None = None,
+) -> ImportSummary:
+    """Validate every record first, then write the valid ones (unless ``dry_run``).
+
+    ``open_source`` is called once per pass. Existing specs are kept unless ``overwrite``
+    (and then only in the same store: a spec never gets a second home). Re-running an import
+    is safe: records already stored identically count as ``unchanged``.
+    """
+    summary = ImportSummary(dry_run=dry_run)
+    now = store.clock()
+    with open_source() as source:
+        for number, result in read_records(source, fmt, store, nova_store, now):
+            summary.read += 1
+            if isinstance(result, SpecStoreError):
+                summary.rejected += 1
+                _note(summary.problems, f"line {number}: {result}")
+            else:
+                summary.valid += 1
+    if dry_run or summary.valid == 0:
+        return summary
+    pending: list[ExportRecord] = []
+    with open_source() as source:
+        for _, result in read_records(source, fmt, store, nova_store, now):
+            if isinstance(result, ExportRecord):
+                pending.append(result)
+                if len(pending) >= batch:
+                    _restore(store, pending, overwrite, summary, progress)
+                    pending = []
+    _restore(store, pending, overwrite, summary, progress)
+    return summary
+
+
+def _restore(
+    store: SpecStore,
+    records: list[ExportRecord],
+    overwrite: bool,
+    summary: ImportSummary,
+    progress: Progress | None,
+) -> None:
+    by_backend: dict[int, tuple[Backend, list[ExportRecord]]] = {}
+    for record in records:
+        backend = store.backend(record.store)
+        by_backend.setdefault(id(backend), (backend, []))[1].append(record)
+    for backend, group in by_backend.values():
+        calls: list[lua.Call] = [
+            (
+                lua.RESTORE,
+                [backend.keys.spec_key(r.store, r.instance_uuid),
+                 backend.keys.location_key(r.instance_uuid)],
+                [r.store, r.doc, r.rev, r.schema, r.project_id, r.user_id, r.created_at,
+                 r.updated_at, "1" if overwrite else ""],
+            )
+            for r in group
+        ]
+        with backend_errors(f"import of {len(calls)} specs", writes=True):
+            replies = lua.run_scripts_pipelined(backend.client, calls)
+        for record, reply in zip(group, replies, strict=True):
+            if isinstance(reply, Exception):
+                raise SpecStoreError(f"import of {record.instance_uuid} failed: {reply}")
+            status, outcome = reply_text(reply[0]), reply_text(reply[1])
+            if status == "ok":
+                setattr(summary, outcome, getattr(summary, outcome) + 1)
+            else:
+                summary.existing += 1
+                _note(summary.problems, f"{record.instance_uuid}: kept the spec already in "
+                                        f"{outcome!r}")
+    if progress is not None and records:
+        progress(len(records))
+
+
+# -- migrate ----------------------------------------------------------------------------------
+
+
+@dataclass
+class MigrateSummary:
+    scanned: int = 0
+    rewritten: int = 0
+    current: int = 0
+    newer: int = 0
+    failed: int = 0
+    cursor: str | None = None
+    """Where to resume (``--cursor``); None when the whole keyspace was covered."""
+    problems: list[str] = field(default_factory=list)
+
+
+def parse_cursor(text: str) -> tuple[int, ScanPosition]:
+    backend, sep, rest = text.partition(":")
+    if not (sep and backend.isdigit()):
+        raise InvalidInputError(f"a migrate cursor looks like '0:0:1234', not {text!r}")
+    return int(backend), ScanPosition.parse(rest)
+
+
+def _schema_version(text: str, schema: str) -> Version | None:
+    name, sep, version = text.partition("/")
+    major, dot, minor = version.partition(".")
+    if name != schema or not (sep and dot and major.isdigit() and minor.isdigit()):
+        return None
+    return int(major), int(minor)
+
+
+def migrate_documents(
+    store: SpecStore,
+    *,
+    batch: int = 500,
+    cursor: str | None = None,
+    max_batches: int | None = None,
+    progress: Progress | None = None,
+) -> MigrateSummary:
+    """Rewrite documents of older schema versions at the current version, batch by batch.
+
+    Each rewrite is a compare-and-set on the rev read, so a concurrent writer wins (its
+    write is already current). Stop after ``max_batches`` and resume from ``cursor``.
+    """
+    codec = store.codec
+    if codec.write_version != codec.current_version:
+        raise InvalidInputError("the codec is pinned to an older write_version; unpin it first")
+    summary = MigrateSummary()
+    start = parse_cursor(cursor) if cursor else None
+    batches = 0
+    for backend, keys, resume in spec_key_batches(store, None, batch, start):
+        summary.scanned += len(keys)
+        _migrate_batch(store, backend, keys, summary)
+        summary.cursor = None if resume is None else f"{resume[0]}:{resume[1]}"
+        if progress is not None:
+            progress(len(keys))
+        batches += 1
+        if max_batches is not None and batches >= max_batches:
+            break
+    return summary
+
+
+def _migrate_batch(
+    store: SpecStore, backend: Backend, keys: list[SpecKey], summary: MigrateSummary
+) -> None:
+    codec = store.codec
+    stale: list[tuple[SpecKey, dict[bytes, bytes]]] = []
+    for item, raw in zip(keys, _hgetall_many(backend, keys), strict=True):
+        if not raw:
+            continue
+        version = _schema_version(raw.get(b"schema", b"").decode("utf-8", "replace"),
+                                  codec.schema)
+        if version is None or version < codec.current_version:
+            stale.append((item, raw))
+        elif version == codec.current_version:
+            summary.current += 1
+        else:
+            summary.newer += 1
+    calls: list[lua.Call] = []
+    targets: list[SpecKey] = []
+    for item, raw in stale:
+        try:
+            record = record_from_hash(item.store, item.instance_uuid, raw)
+            spec = codec.decode(record.doc)
+            version, doc = codec.encode_versioned(spec)
+        except DocumentError as exc:
+            summary.failed += 1
+            _note(summary.problems, f"{item.store} {item.instance_uuid}: {exc}")
+            continue
+        calls.append((
+            lua.SAVE,
+            [item.key, backend.keys.location_key(item.instance_uuid)],
+            [item.store, str(record.rev), doc, f"{codec.schema}/{format_version(version)}",
+             record.project_id, record.user_id, store.clock(), codec.current_version[0]],
+        ))
+        targets.append(item)
+    if not calls:
+        return
+    with backend_errors(f"migrate {len(calls)} specs", writes=True):
+        replies = lua.run_scripts_pipelined(backend.client, calls)
+    for item, reply in zip(targets, replies, strict=True):
+        if not isinstance(reply, Exception) and reply_text(reply[0]) == "ok":
+            summary.rewritten += 1
+        else:
+            summary.failed += 1
+            detail = reply if isinstance(reply, Exception) else reply_text(reply[0])
+            _note(summary.problems, f"{item.store} {item.instance_uuid}: {detail}")
+
+
+# -- stats ------------------------------------------------------------------------------------
+
+
+@dataclass
+class StoreStats:
+    count: int = 0
+    schemas: Counter[str] = field(default_factory=Counter)
+    sampled: int = 0
+    sampled_bytes: int = 0
+
+    @property
+    def estimated_bytes(self) -> int | None:
+        """MEMORY USAGE of the sampled keys, scaled to the count (None if nothing sampled)."""
+        if not self.sampled:
+            return None
+        return round(self.sampled_bytes / self.sampled * self.count)
+
+
+def collect_stats(store: SpecStore, sample: int = 200, batch: int = 1000) -> dict[str, StoreStats]:
+    """Counts per store and per schema version, and memory sampled with MEMORY USAGE."""
+    stats: dict[str, StoreStats] = {}
+    for backend, keys, _ in spec_key_batches(store, None, batch):
+        if not keys:
+            continue
+        with backend_errors("stats", writes=False):
+            pipe = backend.client.pipeline(transaction=False)
+            for item in keys:
+                pipe.hget(item.key, "schema")
+            schemas = pipe.execute()
+        to_sample: list[SpecKey] = []
+        for item, schema in zip(keys, schemas, strict=True):
+            entry = stats.setdefault(item.store, StoreStats())
+            entry.count += 1
+            entry.schemas[reply_text(schema) if schema else "(none)"] += 1
+            if entry.sampled + sum(1 for k in to_sample if k.store == item.store) < sample:
+                to_sample.append(item)
+        for item, used in zip(to_sample, _memory_usage(backend, to_sample), strict=True):
+            if used is not None:
+                stats[item.store].sampled += 1
+                stats[item.store].sampled_bytes += used
+    return stats
+
+
+def _memory_usage(backend: Backend, keys: list[SpecKey]) -> list[int | None]:
+    if not keys:
+        return []
+    with backend_errors("stats (MEMORY USAGE)", writes=False):
+        pipe = backend.client.pipeline(transaction=False)
+        for item in keys:
+            pipe.memory_usage(item.key, samples=0)
+        replies = pipe.execute(raise_on_error=False)
+    return [r if isinstance(r, int) else None for r in replies]
+
+
+# -- repair -----------------------------------------------------------------------------------
+
+
+@dataclass
+class RepairReport:
+    checked: int = 0
+    plans: list[Plan] = field(default_factory=list)
+    """The unhealthy instances found (at most MAX_REPORTED kept) and what was (or would be)
+    done."""
+    repaired: int = 0
+    dry_run: bool = False
+    found: int = 0
+
+
+def repair(store: SpecStore, *, dry_run: bool = False, batch: int = 500) -> RepairReport:
+    """Find instances with more than one home or a location record that disagrees; fix them
+    by the rule in :mod:`specstore.repair_rules` (only report with ``dry_run``)."""
+    report = RepairReport(dry_run=dry_run)
+    seen: set[str] = set()
+    for candidates in _repair_candidates(store, batch):
+        for uid, extra_stores in candidates.items():
+            if uid in seen:
+                continue
+            report.checked += 1
+            obs = observe(store, uid, extra_stores)
+            plan = plan_repair(obs)
+            if plan.healthy:
+                continue
+            seen.add(uid)  # only unhealthy ones are remembered: memory bounded by damage
+            report.found += 1
+            if len(report.plans) < MAX_REPORTED:
+                report.plans.append(plan)
+            if not dry_run:
+                apply_plan(store, obs, plan)
+                report.repaired += 1
+    return report
+
+
+def _repair_candidates(store: SpecStore, batch: int) -> Iterator[dict[str, set[str]]]:
+    """Per scanned batch: uuid -> stores seen holding a copy (spec keys, then location keys)."""
+    for _, keys, _ in spec_key_batches(store, None, batch):
+        found: dict[str, set[str]] = {}
+        for item in keys:
+            found.setdefault(item.instance_uuid, set()).add(item.store)
+        yield found
+    for backend in store.topology.backends():
+        for raw_keys, _ in scan_batches(backend.client, backend.keys.location_pattern(), batch):
+            uids = {}
+            for raw in raw_keys:
+                key = reply_text(raw)
+                uid = key[key.rfind("{") + 1 : -1]
+                try:
+                    uids[normalize_uuid(uid)] = set()
+                except InvalidInputError:
+                    continue
+            yield uids
+
+
+def observe(store: SpecStore, uid: str, extra_stores: Collection[str] = ()) -> Observation:
+    """Copies and location records of ``uid`` in every store that could hold it."""
+    topology = store.topology
+    locations: dict[str, str] = {}
+    for backend in topology.backends():
+        with backend_errors(f"repair {uid}", writes=False):
+            value = backend.client.get(backend.keys.location_key(uid))
+        if value is not None:
+            locations[backend.name] = reply_text(value)
+    candidates = {API, *extra_stores, *locations.values(), *topology.cells}
+    copies: dict[str, Copy] = {}
+    backend_of: dict[str, str] = {}
+    for name in sorted(candidates):
+        try:
+            backend = topology.backend_for(validate_store_name(name))
+        except SpecStoreError:
+            continue
+        with backend_errors(f"repair {uid}", writes=False):
+            rev, moving = backend.client.hmget(backend.keys.spec_key(name, uid),
+                                               ["rev", "moving_to"])
+        if rev is not None:
+            copies[name] = Copy(int(rev), reply_text(moving) if moving else None)
+            backend_of[name] = backend.name
+    return Observation(uid, copies, locations, backend_of, topology.api.name)
+
+
+def apply_plan(store: SpecStore, obs: Observation, plan: Plan) -> None:
+    topology = store.topology
+    backends = {b.name: b for b in topology.backends()}
+    uid = plan.instance_uuid
+    if plan.resume_move_to is not None:
+        cell = plan.resume_move_to
+        two_phase.resume_move(topology.api, topology.backend_for(cell), uid, cell)
+        return
+    with backend_errors(f"repair {uid}", writes=True):
+        for name, rev in plan.drop.items():
+            backend = topology.backend_for(name)
+            lua.run_script(backend.client, lua.DROP_COPY, [backend.keys.spec_key(name, uid)],
+                           [str(rev)])
+        if plan.set_location is not None:
+            backend = backends[plan.set_location[0]]
+            seen = obs.locations.get(backend.name, "")
+            lua.run_script(backend.client, lua.SET_LOCATION, [backend.keys.location_key(uid)],
+                           [seen, plan.set_location[1]])
+        for name in plan.delete_locations:
+            backend = backends[name]
+            lua.run_script(backend.client, lua.SET_LOCATION, [backend.keys.location_key(uid)],
+                           [obs.locations[name], ""])
+
+

@@ -1,0 +1,126 @@
+"""``specstore demo``: the lifecycle of one server's request spec, narrated."""
+
+from __future__ import annotations
+
+import io
+import json
+import uuid
+from collections.abc import Callable
+
+from specstore.bulk import export_specs
+from specstore.context import RequestContext
+from specstore.model import (
+    Flavor,
+    ImageMeta,
+    InstanceGroup,
+    InstanceNUMACell,
+    InstanceNUMATopology,
+    RequestSpec,
+    SchedulerRetries,
+)
+from specstore.moves import MoveOperation, spec_for_move
+from specstore.records import reply_text
+from specstore.store import SpecStore
+
+Printer = Callable[[str], None]
+
+
+def boot_request(instance_uuid: uuid.UUID) -> RequestSpec:
+    """What the API builds when a user boots a server into an anti-affinity group."""
+    return RequestSpec(
+        instance_uuid=instance_uuid,
+        project_id="demo-project",
+        user_id="demo-user",
+        availability_zone="az1",
+        flavor=Flavor(
+            flavorid="m1.medium", name="m1.medium", memory_mb=4096, vcpus=2, root_gb=40,
+            extra_specs={"hw:cpu_policy": "dedicated", "trait:HW_CPU_X86_AVX2": "required"},
+        ),
+        image=ImageMeta(
+            id=uuid.UUID("0512bd13-1107-2231-1710-cf5327ac435a"), name="ubuntu-24.04",
+            disk_format="qcow2", container_format="bare",
+            properties={"hw_disk_bus": "scsi", "hw_scsi_model": "virtio-scsi",
+                        "os_distro": "ubuntu"},
+        ),
+        numa_topology=InstanceNUMATopology(cells=[
+            InstanceNUMACell(id=0, memory=4096, pcpuset={0, 1}, cpu_policy="dedicated"),
+        ]),
+        instance_group=InstanceGroup(
+            uuid=uuid.UUID("008a05a6-c464-7159-c324-c9859b810e76"), name="web",
+            policy="anti-affinity", rules={"max_server_per_host": "1"},
+            members=[str(instance_uuid)],
+        ),
+        scheduler_hints={"different_host": ["6ec9d286-63ca-828d-d5f4-b3b2e4b06ce6"]},
+        retry=SchedulerRetries(num_attempts=1),
+    )
+
+
+def _keys(store: SpecStore, uid: str) -> list[str]:
+    found: list[str] = []
+    for backend in store.topology.backends():
+        for key in backend.client.scan_iter(match=f"{backend.keys.prefix}:*{{{uid}}}"):
+            found.append(reply_text(key))
+    return sorted(found)
+
+
+def run_demo(store: SpecStore, where: str, print_line: Printer, keep: bool = False) -> None:
+    out = print_line
+    uid = uuid.uuid4()
+    ctx = RequestContext(project_id="demo-project", user_id="demo-user", specs=store)
+    out(f"specstore demo on {where}")
+    out("")
+
+    spec = boot_request(uid)
+    out(f"1. boot: server {uid} asks for {spec.flavor.name} in {spec.availability_zone}, "
+        f"server group {spec.instance_group.name if spec.instance_group else '-'} "
+        f"({spec.instance_group.policy if spec.instance_group else '-'}), "
+        f"hints {sorted(spec.scheduler_hints)}")
+    spec.create(ctx)
+    out(f"   saved in the api store (rev {spec.rev}); keys:")
+    for key in _keys(store, str(uid)):
+        out(f"     {key}")
+
+    host, cell = "cmp-7", "cell1"
+    out(f"2. schedule: the scheduler picks {host} in {cell}; promote the spec to {cell}")
+    promotion = store.promote(ctx, uid, cell)
+    out(f"   moved={promotion.moved}, lives in {store.locate(uid)!r}; keys:")
+    for key in _keys(store, str(uid)):
+        out(f"     {key}")
+
+    cell_ctx = ctx.target_cell(cell)
+    stored = store.get(cell_ctx, uid)
+    out(f"3. read back through the {cell} context: rev {stored.rev}, transient retry "
+        f"persisted? {stored.spec.retry is not None}")
+
+    bigger = stored.spec.flavor.model_copy(update={
+        "flavorid": "m1.large", "name": "m1.large", "memory_mb": 8192, "vcpus": 4,
+    })
+    plan = spec_for_move(stored.spec, MoveOperation.RESIZE, new_flavor=bigger, source_host=host)
+    request = plan.request
+    out(f"4. resize to {bigger.name}: the scheduler request keeps the boot constraints:")
+    out(f"     availability_zone={request.availability_zone}  "
+        f"group={request.instance_group.policy if request.instance_group else None} "
+        f"rules={request.instance_group.rules if request.instance_group else None}")
+    out(f"     hints={request.scheduler_hints}  image properties="
+        f"{sorted(request.image.properties) if request.image else []}")
+    out(f"     NUMA cells={len(request.numa_topology.cells) if request.numa_topology else 0}  "
+        f"ignore_hosts={request.ignore_hosts}  flavor={request.flavor.name}")
+    new_rev = store.save(cell_ctx, plan.persist, rev=stored.rev)
+    out(f"   persisted spec now has flavor {plan.persist.flavor.name} (rev {new_rev}, "
+        "compare-and-set on the rev read)")
+
+    buffer = io.BytesIO()
+    summary = export_specs(store, buffer, "jsonl", stores=[cell])
+    out(f"5. export of {cell}: {summary.exported} spec(s), {summary.bytes_written} bytes; "
+        "this one:")
+    for line in buffer.getvalue().decode().splitlines():
+        record = json.loads(line)
+        if record["instance_uuid"] == str(uid):
+            out("     " + json.dumps({k: record[k] for k in ("instance_uuid", "store", "rev",
+                                                             "schema")}))
+    if not keep:
+        store.destroy(cell_ctx, uid)
+        out(f"6. destroyed the demo spec (use --keep to leave it); api store holds "
+            f"{'nothing' if store.locate(uid) is None else store.locate(uid)} for it")
+    else:
+        out(f"6. kept: inspect it with `specstore inspect {uid}`")

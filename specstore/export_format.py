@@ -1,0 +1,124 @@
+"""Export records and their two encodings (pure; no I/O).
+
+An export record is one stored spec with its metadata. JSON lines (for eyes and tools)::
+
+    {"created_at": "...", "document": {"schema": "RequestSpec", "spec": {...}, "version": "1.0"},
+     "instance_uuid": "...", "project_id": "...", "rev": 3, "store": "cell1",
+     "updated_at": "...", "user_id": "..."}
+
+msgpack (lossless and compact): a stream of maps with the same keys, where ``doc`` holds the
+stored document bytes unchanged instead of ``document``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+
+from serializers import json_codec
+from serializers.envelope import format_version
+from serializers.msgpack_codec import DocumentCodec
+from specstore.errors import CorruptDocumentError, InvalidInputError
+from specstore.keys import normalize_uuid, validate_store_name
+from specstore.model import RequestSpec
+
+META_FIELDS = ("schema", "project_id", "user_id", "created_at", "updated_at")
+
+
+@dataclass(frozen=True)
+class ExportRecord:
+    """One stored spec: where it lives, its rev and metadata, and its document bytes."""
+
+    instance_uuid: str
+    store: str
+    rev: int
+    doc: bytes
+    schema: str = ""
+    project_id: str = ""
+    user_id: str = ""
+    created_at: str = ""
+    updated_at: str = ""
+
+
+def record_from_hash(store: str, instance_uuid: str, raw: dict[bytes, bytes]) -> ExportRecord:
+    """An ExportRecord from an HGETALL reply; CorruptDocumentError when doc or rev is bad."""
+    doc, rev = raw.get(b"doc"), raw.get(b"rev")
+    if doc is None or rev is None or not rev.isdigit():
+        raise CorruptDocumentError(f"spec record {instance_uuid} in {store!r} lacks doc or rev")
+    meta = {name: raw.get(name.encode(), b"").decode("utf-8", "replace") for name in META_FIELDS}
+    return ExportRecord(instance_uuid, store, int(rev), doc, **meta)
+
+
+def to_json_line(record: ExportRecord, codec: DocumentCodec) -> str:
+    """The record as one JSON line (no newline); decodes (so validates) the document."""
+    spec = codec.decode(record.doc)
+    if str(spec.instance_uuid) != record.instance_uuid:
+        raise CorruptDocumentError(
+            f"spec record {record.instance_uuid} holds instance {spec.instance_uuid}"
+        )
+    line = _meta(record)
+    line["document"] = json_codec.to_json_document(spec, codec)
+    return json.dumps(line, sort_keys=True, separators=(",", ":"))
+
+
+def to_msgpack(record: ExportRecord, codec: DocumentCodec) -> bytes:
+    """The record as one msgpack map; the document is validated but kept byte for byte."""
+    codec.decode(record.doc)
+    item = _meta(record)
+    item["doc"] = record.doc
+    packed: bytes = msgpack.packb(item, use_bin_type=True)
+    return packed
+
+
+def _meta(record: ExportRecord) -> dict[str, Any]:
+    return {
+        "instance_uuid": record.instance_uuid,
+        "store": record.store,
+        "rev": record.rev,
+        **{name: getattr(record, name) for name in META_FIELDS},
+    }
+
+
+def parse_json_record(text: str | bytes, codec: DocumentCodec) -> tuple[ExportRecord, RequestSpec]:
+    """An export JSON line back to a record (document re-encoded) and its validated spec."""
+    try:
+        item = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise CorruptDocumentError(f"not valid JSON: {exc}") from exc
+    if not isinstance(item, dict):
+        raise CorruptDocumentError("an export line is a JSON object")
+    spec = json_codec.from_json_document(item.get("document"), codec)
+    version, doc = codec.encode_versioned(spec)
+    item.setdefault("schema", f"{codec.schema}/{format_version(version)}")
+    return _record(item, doc, spec), spec
+
+
+def parse_msgpack_record(item: object, codec: DocumentCodec) -> tuple[ExportRecord, RequestSpec]:
+    """A decoded msgpack export map back to a record (document kept) and its spec."""
+    if not isinstance(item, dict) or not isinstance(item.get("doc"), bytes):
+        raise CorruptDocumentError("a msgpack export record is a map with a 'doc'")
+    spec = codec.decode(item["doc"])
+    return _record(item, item["doc"], spec), spec
+
+
+def _record(item: dict[str, Any], doc: bytes, spec: RequestSpec) -> ExportRecord:
+    uid = item.get("instance_uuid")
+    if not isinstance(uid, str):
+        raise CorruptDocumentError("record has no instance_uuid")
+    try:
+        uid = normalize_uuid(uid)
+        store = validate_store_name(item.get("store", ""))
+    except InvalidInputError as exc:
+        raise CorruptDocumentError(str(exc)) from exc
+    if uid != str(spec.instance_uuid):
+        raise CorruptDocumentError(f"record {uid} holds the spec of {spec.instance_uuid}")
+    rev = item.get("rev")
+    if type(rev) is not int or rev < 1:
+        raise CorruptDocumentError(f"record {uid} has no positive integer rev")
+    meta = {name: item.get(name, "") for name in META_FIELDS}
+    if not all(isinstance(v, str) for v in meta.values()):
+        raise CorruptDocumentError(f"record {uid} has non-text metadata")
+    return ExportRecord(uid, store, rev, doc, **meta)

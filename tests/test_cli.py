@@ -1,0 +1,238 @@
+"""The specstore console script, run as a subprocess like an operator runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+
+import msgpack
+import pytest
+
+from serializers.envelope import encode_envelope
+from specstore import RequestContext, SpecStore
+from tests.factories import typical_spec
+from tests.support.redis_server import RedisServer
+
+FIXTURES = Path(__file__).parent / "fixtures" / "nova"
+
+
+def specstore_cmd() -> str:
+    path = shutil.which("specstore")
+    if path is None:
+        pytest.fail("the specstore console script is not installed (pip install -e .)")
+    return path
+
+
+def run_cli(
+    *args: str, url: str | None = None, env: dict[str, str] | None = None, stdin: bytes = b""
+) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("SPECSTORE_")}
+    if url is not None:
+        full_env["SPECSTORE_REDIS_URL"] = url
+    full_env.update(env or {})
+    result = subprocess.run(
+        [specstore_cmd(), *args], input=stdin.decode(), env=full_env, capture_output=True,
+        text=True, timeout=600,
+    )
+    assert "Traceback" not in result.stderr, result.stderr
+    return result
+
+
+def test_demo_runs_on_the_embedded_default_with_no_server() -> None:
+    result = run_cli("demo")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "memory://" in out
+    assert "specstore:api:spec:{" in out and "specstore:cell:cell1:spec:{" in out
+    assert "availability_zone=az1" in out and "group=anti-affinity" in out
+    assert "flavor m1.large" in out
+    assert "destroyed the demo spec" in out
+
+
+def test_help_and_usage_errors_exit_2() -> None:
+    assert run_cli("--help").returncode == 0
+    result = run_cli("inspect", "not-a-uuid")
+    assert result.returncode == 2
+    assert result.stderr.strip() == "specstore: error: not a valid UUID: 'not-a-uuid'"
+    bad_url = run_cli("stats", url="ftp://nowhere")
+    assert bad_url.returncode == 2 and "unsupported Redis URL scheme" in bad_url.stderr
+    assert run_cli("export", "--format", "xml").returncode == 2
+
+
+@pytest.mark.redis
+def test_redis_down_is_one_line_and_exit_2() -> None:
+    result = run_cli("stats", url="redis://127.0.0.1:1/0")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "redis failed during" in lines[0]
+
+
+@pytest.fixture
+def url(redis_server: RedisServer) -> str:
+    client = redis_server.client()
+    client.flushall()
+    client.close()
+    return redis_server.url
+
+
+@pytest.mark.redis
+def test_nova_table_imports_completely_and_rerun_is_safe(url: str) -> None:
+    table = FIXTURES / "request_specs_table.tsv"
+    first = run_cli("import", str(table), url=url)
+    assert first.returncode == 0, first.stderr
+    assert "20 valid, 0 rejected" in first.stderr and "20 created" in first.stderr
+    again = run_cli("import", str(table), url=url)
+    assert again.returncode == 0 and "20 unchanged" in again.stderr
+    stats = json.loads(run_cli("stats", "--json", url=url).stdout)
+    assert stats["api"]["count"] == 20
+    assert stats["api"]["schemas"] == {"RequestSpec/1.0": 20}
+    uid = table.read_text().splitlines()[1].split("\t")[0]
+    shown = json.loads(run_cli("inspect", uid, url=url).stdout)
+    assert shown["store"] == "api" and shown["instance_uuid"] == uid
+    assert shown["key"] == f"specstore:api:spec:{{{uid}}}" and shown["rev"] == 1
+
+
+@pytest.mark.redis
+def test_bad_lines_are_named_the_good_ones_imported_and_exit_is_1(
+    url: str, tmp_path: Path
+) -> None:
+    rows = (FIXTURES / "request_specs_table.tsv").read_text().splitlines()
+    broken = [rows[0], rows[1], "not-a-uuid\t{}", rows[2], rows[3].replace('"vcpus": ', '"vcpus": -'),
+              rows[4][:40], rows[5]]
+    path = tmp_path / "broken.tsv"
+    path.write_text("\n".join(broken) + "\n")
+    dry = run_cli("import", "--dry-run", str(path), url=url)
+    assert dry.returncode == 1
+    assert json.loads(run_cli("stats", "--json", url=url).stdout) == {}
+    result = run_cli("import", str(path), url=url)
+    assert result.returncode == 1
+    named = [line.split(":")[0] for line in result.stderr.splitlines() if line.startswith("line ")]
+    assert named == ["line 3", "line 5", "line 6"]
+    assert "3 rejected" in result.stderr and "3 created" in result.stderr
+    assert json.loads(run_cli("stats", "--json", url=url).stdout)["api"]["count"] == 3
+
+
+@pytest.mark.redis
+def test_import_never_overwrites_unless_told(url: str, tmp_path: Path) -> None:
+    store = SpecStore.from_url(url)
+    ctx = RequestContext(specs=store)
+    spec = typical_spec()
+    store.create(ctx, spec)
+    dump = tmp_path / "one.jsonl"
+    assert run_cli("export", "-o", str(dump), url=url).returncode == 0
+    spec.availability_zone = "az-changed"
+    store.save(ctx, spec)
+    kept = run_cli("import", str(dump), url=url)
+    assert kept.returncode == 1 and "kept the spec already in 'api'" in kept.stderr
+    assert store.get(ctx, spec.instance_uuid).spec.availability_zone == "az-changed"
+    replaced = run_cli("import", "--overwrite", str(dump), url=url)
+    assert replaced.returncode == 0 and "1 replaced" in replaced.stderr
+    restored = store.get(ctx, spec.instance_uuid)
+    assert restored.spec.availability_zone == "az1" and restored.rev == 1
+    store.close()
+
+
+@pytest.mark.redis
+def test_export_skips_and_counts_corrupt_documents(url: str) -> None:
+    store = SpecStore.from_url(url)
+    ctx = RequestContext(specs=store)
+    specs = [typical_spec() for _ in range(5)]
+    store.create_many(ctx, specs)
+    store.promote(ctx, specs[0].instance_uuid, "cell1")
+    bad = str(specs[1].instance_uuid)
+    store.client.hset(store.keys.spec_key("api", bad), "doc", b"SPEC\x01\xff\x00")
+    newer = encode_envelope("RequestSpec", (2, 0), {})
+    store.client.hset(store.keys.spec_key("api", str(specs[2].instance_uuid)), "doc", newer)
+    result = run_cli("export", url=url)
+    assert result.returncode == 1
+    assert "exported 3 specs" in result.stderr and "skipped 2" in result.stderr
+    assert bad in result.stderr
+    exported = [json.loads(line) for line in result.stdout.splitlines()]
+    assert {r["store"] for r in exported} == {"api", "cell1"}
+    only_cell = run_cli("export", "--store", "cell1", url=url)
+    assert [json.loads(x)["instance_uuid"] for x in only_cell.stdout.splitlines()] == [
+        str(specs[0].instance_uuid)
+    ]
+    store.close()
+
+
+@pytest.mark.redis
+def test_msgpack_export_import_round_trip_through_stdin(url: str, tmp_path: Path) -> None:
+    store = SpecStore.from_url(url)
+    ctx = RequestContext(specs=store)
+    specs = [typical_spec() for _ in range(30)]
+    store.create_many(ctx, specs)
+    for spec in specs[:10]:
+        store.promote(ctx, spec.instance_uuid, "cell2")
+    dump = tmp_path / "all.msgpack"
+    assert run_cli("export", "--format", "msgpack", "-o", str(dump), url=url).returncode == 0
+    records = list(msgpack.Unpacker(dump.open("rb"), raw=False))
+    assert len(records) == 30 and all(isinstance(r["doc"], bytes) for r in records)
+    store.client.flushall()
+    result = subprocess.run(
+        [specstore_cmd(), "import", "--format", "msgpack", "-"], stdin=dump.open("rb"),
+        env={**os.environ, "SPECSTORE_REDIS_URL": url}, capture_output=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert store.locate(specs[0].instance_uuid) == "cell2"
+    assert store.locate(specs[-1].instance_uuid) == "api"
+    again = tmp_path / "again.msgpack"
+    assert run_cli("export", "--format", "msgpack", "-o", str(again), url=url).returncode == 0
+    key = lambda r: r["instance_uuid"]  # noqa: E731
+    assert sorted(msgpack.Unpacker(again.open("rb"), raw=False), key=key) == sorted(records, key=key)
+    store.close()
+
+
+@pytest.mark.redis
+def test_repair_finds_and_fixes_damage_by_the_documented_rule(url: str) -> None:
+    store = SpecStore.from_url(url)
+    ctx = RequestContext(specs=store)
+    dup, wrong_loc, no_loc, healthy = (typical_spec() for _ in range(4))
+    for spec in (dup, wrong_loc, no_loc, healthy):
+        store.create(ctx, spec)
+    dangling = str(uuid.uuid4())
+    keys, client = store.keys, store.client
+    # a second home: a stale cell copy beside the api one (api copy has the higher rev)
+    raw = client.hgetall(keys.spec_key("api", str(dup.instance_uuid)))
+    client.hset(keys.spec_key("cell1", str(dup.instance_uuid)), mapping=raw)
+    store.save(ctx, dup)
+    # a location record that names the wrong store
+    client.set(keys.location_key(str(wrong_loc.instance_uuid)), "cell9")
+    # a copy without a location record, and a record without a copy
+    client.delete(keys.location_key(str(no_loc.instance_uuid)))
+    client.set(keys.location_key(dangling), "api")
+
+    report = run_cli("repair", "--dry-run", url=url)
+    assert report.returncode == 1
+    assert "4 need repair" in report.stdout
+    assert f"{dup.instance_uuid}: keep the copy in api; drop the copy in cell1 (rev 1)" in (
+        report.stdout
+    )
+    assert f"{dangling}: delete the location record on default" in report.stdout
+    fixed = run_cli("repair", url=url)
+    assert fixed.returncode == 0 and "4 repaired" in fixed.stdout
+    clean = run_cli("repair", "--dry-run", url=url)
+    assert clean.returncode == 0 and "0 need repair" in clean.stdout
+    assert store.get(ctx, dup.instance_uuid).rev == 2
+    assert not client.exists(keys.spec_key("cell1", str(dup.instance_uuid)))
+    for spec in (wrong_loc, no_loc, healthy):
+        assert store.locate(spec.instance_uuid) == "api"
+    assert store.locate(dangling) is None
+    store.close()
+
+
+@pytest.mark.redis
+def test_configuration_from_file_and_environment(url: str, tmp_path: Path) -> None:
+    config = tmp_path / "specstore.toml"
+    config.write_text(f'[specstore]\nredis_url = "{url}"\nprefix = "other"\n')
+    table = str(FIXTURES / "request_specs_table.tsv")
+    assert run_cli("--config", str(config), "import", table).returncode == 0
+    via_env = run_cli("stats", "--json", env={"SPECSTORE_CONFIG": str(config)})
+    assert json.loads(via_env.stdout)["api"]["count"] == 20
+    assert json.loads(run_cli("stats", "--json", url=url).stdout) == {}
+    flag_wins = run_cli("--prefix", "other", "stats", "--json", url=url)
+    assert json.loads(flag_wins.stdout)["api"]["count"] == 20
