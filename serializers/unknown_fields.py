@@ -55,10 +55,12 @@ def split_unknown(
             by_index: Unknown = {}
             for index, item in enumerate(value):
                 if isinstance(item, dict):
-                    item, inner = split_unknown(item, nested[1])
+                    known_item, inner = split_unknown(item, nested[1])
                     if inner:
                         by_index[index] = inner
-                items.append(item)
+                    items.append(known_item)
+                else:
+                    items.append(item)
             known[key] = items
             if by_index:
                 unknown[key] = by_index

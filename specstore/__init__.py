@@ -1,11 +1,11 @@
 """specstore: persist cloud scheduling request specs in Redis.
 
-    >>> from specstore import RequestContext, SpecStore
-    >>> store = SpecStore.from_url("memory://")          # or redis://, rediss://, ...
-    >>> ctx = RequestContext(project_id="p", user_id="u", specs=store)
-    >>> spec.create(ctx)                                  # api store (untargeted context)
-    >>> store.promote(ctx, spec.instance_uuid, "cell1")   # after scheduling
-    >>> spec.save(ctx.target_cell("cell1"))               # later moves write to the cell
+>>> from specstore import RequestContext, SpecStore
+>>> store = SpecStore.from_url("memory://")          # or redis://, rediss://, ...
+>>> ctx = RequestContext(project_id="p", user_id="u", specs=store)
+>>> spec.create(ctx)                                  # api store (untargeted context)
+>>> store.promote(ctx, spec.instance_uuid, "cell1")   # after scheduling
+>>> spec.save(ctx.target_cell("cell1"))               # later moves write to the cell
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ def __getattr__(name: str) -> Any:
     if module is None:
         raise AttributeError(f"module 'specstore' has no attribute {name!r}")
     return getattr(importlib.import_module(module), name)
+
 
 __all__ = [
     "API",

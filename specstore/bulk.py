@@ -6,11 +6,11 @@ batches, so memory stays bounded whatever the key count.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from collections import Counter
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import BinaryIO, Literal
 
 import msgpack
@@ -184,22 +184,34 @@ def read_records(
     if fmt == "jsonl":
         for number, line in enumerate(source, 1):
             if line.strip():
-                yield number, _guard(lambda line=line: parse_json_record(line, store.codec)[0])
+                yield number, _guard(partial(_json_record, line, store))
     elif fmt == "msgpack":
         limits = store.codec.limits
         unpacker = msgpack.Unpacker(
-            source, raw=False, max_buffer_size=limits.max_document_bytes * 2,
-            max_str_len=limits.max_str_len, max_bin_len=limits.max_document_bytes,
-            max_array_len=limits.max_array_len, max_map_len=limits.max_map_len,
+            source,
+            raw=False,
+            max_buffer_size=limits.max_document_bytes * 2,
+            max_str_len=limits.max_str_len,
+            max_bin_len=limits.max_document_bytes,
+            max_array_len=limits.max_array_len,
+            max_map_len=limits.max_map_len,
         )
         number = 0
         try:
-            for number, item in enumerate(unpacker, 1):  # noqa: B007 - number used after loop
-                yield number, _guard(lambda item=item: parse_msgpack_record(item, store.codec)[0])
+            for number, item in enumerate(unpacker, 1):
+                yield number, _guard(partial(_msgpack_record, item, store))
         except (ValueError, msgpack.UnpackException) as exc:
             yield number + 1, CorruptDocumentError(f"unreadable msgpack stream: {exc}")
     else:
         yield from _read_nova_table(source, store, validate_store_name(nova_store), now)
+
+
+def _json_record(line: bytes, store: SpecStore) -> ExportRecord:
+    return parse_json_record(line, store.codec)[0]
+
+
+def _msgpack_record(item: object, store: SpecStore) -> ExportRecord:
+    return parse_msgpack_record(item, store.codec)[0]
 
 
 def _guard(parse: Callable[[], ExportRecord]) -> ExportRecord | SpecStoreError:
@@ -218,7 +230,7 @@ def _read_nova_table(
         line = raw_line.decode("utf-8", "replace").rstrip("\r\n")
         if not line.strip() or (number == 1 and line.startswith("instance_uuid")):
             continue
-        yield number, _guard(lambda line=line: _nova_row(line, store, target, stamp))
+        yield number, _guard(partial(_nova_row, line, store, target, stamp))
 
 
 def _nova_row(line: str, store: SpecStore, target: str, stamp: str) -> ExportRecord:
@@ -235,8 +247,15 @@ def _nova_row(line: str, store: SpecStore, target: str, stamp: str) -> ExportRec
         raise CorruptDocumentError(f"row {uid} holds the spec of {spec.instance_uuid}")
     version, doc = store.codec.encode_versioned(spec)
     return ExportRecord(
-        uid, target, 1, doc, f"{store.codec.schema}/{format_version(version)}",
-        spec.project_id or "", spec.user_id or "", stamp, stamp,
+        uid,
+        target,
+        1,
+        doc,
+        f"{store.codec.schema}/{format_version(version)}",
+        spec.project_id or "",
+        spec.user_id or "",
+        stamp,
+        stamp,
     )
 
 
@@ -296,10 +315,21 @@ def _restore(
         calls: list[lua.Call] = [
             (
                 lua.RESTORE,
-                [backend.keys.spec_key(r.store, r.instance_uuid),
-                 backend.keys.location_key(r.instance_uuid)],
-                [r.store, r.doc, r.rev, r.schema, r.project_id, r.user_id, r.created_at,
-                 r.updated_at, "1" if overwrite else ""],
+                [
+                    backend.keys.spec_key(r.store, r.instance_uuid),
+                    backend.keys.location_key(r.instance_uuid),
+                ],
+                [
+                    r.store,
+                    r.doc,
+                    r.rev,
+                    r.schema,
+                    r.project_id,
+                    r.user_id,
+                    r.created_at,
+                    r.updated_at,
+                    "1" if overwrite else "",
+                ],
             )
             for r in group
         ]
@@ -313,8 +343,10 @@ def _restore(
                 setattr(summary, outcome, getattr(summary, outcome) + 1)
             else:
                 summary.existing += 1
-                _note(summary.problems, f"{record.instance_uuid}: kept the spec already in "
-                                        f"{outcome!r}")
+                _note(
+                    summary.problems,
+                    f"{record.instance_uuid}: kept the spec already in {outcome!r}",
+                )
     if progress is not None and records:
         progress(len(records))
 
@@ -367,14 +399,14 @@ def migrate_documents(
         raise InvalidInputError("the codec is pinned to an older write_version; unpin it first")
     summary = MigrateSummary()
     start = parse_cursor(cursor) if cursor else None
-    batches = 0
-    for backend, keys, resume in spec_key_batches(store, None, batch, start):
+    for batches, (backend, keys, resume) in enumerate(
+        spec_key_batches(store, None, batch, start), 1
+    ):
         summary.scanned += len(keys)
         _migrate_batch(store, backend, keys, summary)
         summary.cursor = None if resume is None else f"{resume[0]}:{resume[1]}"
         if progress is not None:
             progress(len(keys))
-        batches += 1
         if max_batches is not None and batches >= max_batches:
             break
     return summary
@@ -388,8 +420,7 @@ def _migrate_batch(
     for item, raw in zip(keys, _hgetall_many(backend, keys), strict=True):
         if not raw:
             continue
-        version = _schema_version(raw.get(b"schema", b"").decode("utf-8", "replace"),
-                                  codec.schema)
+        version = _schema_version(raw.get(b"schema", b"").decode("utf-8", "replace"), codec.schema)
         if version is None or version < codec.current_version:
             stale.append((item, raw))
         elif version == codec.current_version:
@@ -407,12 +438,22 @@ def _migrate_batch(
             summary.failed += 1
             _note(summary.problems, f"{item.store} {item.instance_uuid}: {exc}")
             continue
-        calls.append((
-            lua.SAVE,
-            [item.key, backend.keys.location_key(item.instance_uuid)],
-            [item.store, str(record.rev), doc, f"{codec.schema}/{format_version(version)}",
-             record.project_id, record.user_id, store.clock(), codec.current_version[0]],
-        ))
+        calls.append(
+            (
+                lua.SAVE,
+                [item.key, backend.keys.location_key(item.instance_uuid)],
+                [
+                    item.store,
+                    str(record.rev),
+                    doc,
+                    f"{codec.schema}/{format_version(version)}",
+                    record.project_id,
+                    record.user_id,
+                    store.clock(),
+                    codec.current_version[0],
+                ],
+            )
+        )
         targets.append(item)
     if not calls:
         return
@@ -528,7 +569,7 @@ def _repair_candidates(store: SpecStore, batch: int) -> Iterator[dict[str, set[s
         yield found
     for backend in store.topology.backends():
         for raw_keys, _ in scan_batches(backend.client, backend.keys.location_pattern(), batch):
-            uids = {}
+            uids: dict[str, set[str]] = {}
             for raw in raw_keys:
                 key = reply_text(raw)
                 uid = key[key.rfind("{") + 1 : -1]
@@ -557,8 +598,9 @@ def observe(store: SpecStore, uid: str, extra_stores: Collection[str] = ()) -> O
         except SpecStoreError:
             continue
         with backend_errors(f"repair {uid}", writes=False):
-            rev, moving = backend.client.hmget(backend.keys.spec_key(name, uid),
-                                               ["rev", "moving_to"])
+            rev, moving = backend.client.hmget(
+                backend.keys.spec_key(name, uid), ["rev", "moving_to"]
+            )
         if rev is not None:
             copies[name] = Copy(int(rev), reply_text(moving) if moving else None)
             backend_of[name] = backend.name
@@ -576,16 +618,23 @@ def apply_plan(store: SpecStore, obs: Observation, plan: Plan) -> None:
     with backend_errors(f"repair {uid}", writes=True):
         for name, rev in plan.drop.items():
             backend = topology.backend_for(name)
-            lua.run_script(backend.client, lua.DROP_COPY, [backend.keys.spec_key(name, uid)],
-                           [str(rev)])
+            lua.run_script(
+                backend.client, lua.DROP_COPY, [backend.keys.spec_key(name, uid)], [str(rev)]
+            )
         if plan.set_location is not None:
             backend = backends[plan.set_location[0]]
             seen = obs.locations.get(backend.name, "")
-            lua.run_script(backend.client, lua.SET_LOCATION, [backend.keys.location_key(uid)],
-                           [seen, plan.set_location[1]])
+            lua.run_script(
+                backend.client,
+                lua.SET_LOCATION,
+                [backend.keys.location_key(uid)],
+                [seen, plan.set_location[1]],
+            )
         for name in plan.delete_locations:
             backend = backends[name]
-            lua.run_script(backend.client, lua.SET_LOCATION, [backend.keys.location_key(uid)],
-                           [obs.locations[name], ""])
-
-
+            lua.run_script(
+                backend.client,
+                lua.SET_LOCATION,
+                [backend.keys.location_key(uid)],
+                [obs.locations[name], ""],
+            )

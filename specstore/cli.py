@@ -52,14 +52,18 @@ class Settings:
 
     def open_store(self) -> SpecStore:
         mapping = config.resolve(
-            redis_url=self.redis_url, prefix=self.prefix, cell_urls=self.cell_urls,
+            redis_url=self.redis_url,
+            prefix=self.prefix,
+            cell_urls=self.cell_urls,
             config_path=self.config_path,
         )
         return SpecStore(Topology.from_config(mapping))
 
     def describe(self) -> str:
         mapping = config.resolve(
-            redis_url=self.redis_url, prefix=self.prefix, cell_urls=self.cell_urls,
+            redis_url=self.redis_url,
+            prefix=self.prefix,
+            cell_urls=self.cell_urls,
             config_path=self.config_path,
         )
         return redact(str(mapping["redis_url"]))
@@ -86,16 +90,27 @@ def expected_errors() -> Iterator[None]:
 @app.callback()
 def options(
     ctx: typer.Context,
-    redis_url: Annotated[str | None, typer.Option(
-        "--redis-url", help="Redis URL of the api store (memory://, redis://, rediss://, "
-        "redis+cluster://). Env: SPECSTORE_REDIS_URL. Default: the embedded memory://.")] = None,
-    prefix: Annotated[str | None, typer.Option(
-        help="Key prefix. Env: SPECSTORE_PREFIX. Default: specstore.")] = None,
-    cell_urls: Annotated[str | None, typer.Option(
-        "--cell-urls", help="Cells on their own Redis: cell1=URL,cell2=URL. "
-        "Env: SPECSTORE_CELL_URLS.")] = None,
-    config_file: Annotated[Path | None, typer.Option(
-        "--config", help="TOML config file. Env: SPECSTORE_CONFIG.")] = None,
+    redis_url: Annotated[
+        str | None,
+        typer.Option(
+            "--redis-url",
+            help="Redis URL of the api store (memory://, redis://, rediss://, "
+            "redis+cluster://). Env: SPECSTORE_REDIS_URL. Default: the embedded memory://.",
+        ),
+    ] = None,
+    prefix: Annotated[
+        str | None, typer.Option(help="Key prefix. Env: SPECSTORE_PREFIX. Default: specstore.")
+    ] = None,
+    cell_urls: Annotated[
+        str | None,
+        typer.Option(
+            "--cell-urls",
+            help="Cells on their own Redis: cell1=URL,cell2=URL. Env: SPECSTORE_CELL_URLS.",
+        ),
+    ] = None,
+    config_file: Annotated[
+        Path | None, typer.Option("--config", help="TOML config file. Env: SPECSTORE_CONFIG.")
+    ] = None,
 ) -> None:
     ctx.obj = Settings(redis_url, prefix, cell_urls, config_file)
 
@@ -105,7 +120,9 @@ def settings(ctx: typer.Context) -> Settings:
 
 
 @contextlib.contextmanager
-def progress_bar(label: str, quiet: bool, total: int | None = None) -> Iterator[Callable[[int], None]]:
+def progress_bar(
+    label: str, quiet: bool, total: int | None = None
+) -> Iterator[Callable[[int], None]]:
     """A progress bar on stderr when it is a terminal; silent when piped or ``quiet``."""
     if quiet or not stderr.is_terminal:
         yield lambda _n: None
@@ -186,8 +203,10 @@ def export(
     ctx: typer.Context,
     output: Annotated[str, typer.Option("--output", "-o", help="File, or - for stdout.")] = "-",
     fmt: Annotated[str, typer.Option("--format", help="jsonl or msgpack.")] = "jsonl",
-    stores: Annotated[list[str] | None, typer.Option(
-        "--store", help="Only this store (api or a cell name); repeatable.")] = None,
+    stores: Annotated[
+        list[str] | None,
+        typer.Option("--store", help="Only this store (api or a cell name); repeatable."),
+    ] = None,
     batch: Annotated[int, typer.Option(min=1, max=10_000)] = 500,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summary.")] = False,
 ) -> None:
@@ -206,8 +225,11 @@ def export(
     for problem in summary.problems:
         stderr.print(f"skipped {problem}", markup=False)
     if not quiet:
-        stderr.print(f"exported {summary.exported} specs ({summary.bytes_written} bytes), "
-                     f"skipped {summary.skipped}", markup=False)
+        stderr.print(
+            f"exported {summary.exported} specs ({summary.bytes_written} bytes), "
+            f"skipped {summary.skipped}",
+            markup=False,
+        )
     raise typer.Exit(EXIT_PARTIAL if summary.skipped else EXIT_OK)
 
 
@@ -244,13 +266,14 @@ def _detect_format(path: Path) -> str:
 def import_(
     ctx: typer.Context,
     source: Annotated[str, typer.Argument(help="Export file, Nova request_specs TSV, or -.")],
-    fmt: Annotated[str, typer.Option(
-        "--format", help="auto, jsonl, msgpack or nova-tsv.")] = "auto",
+    fmt: Annotated[
+        str, typer.Option("--format", help="auto, jsonl, msgpack or nova-tsv.")
+    ] = "auto",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate only.")] = False,
-    overwrite: Annotated[bool, typer.Option(
-        help="Replace specs already stored in the same store.")] = False,
-    nova_store: Annotated[str, typer.Option(
-        help="Store that Nova table rows go to.")] = "api",
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace specs already stored in the same store.")
+    ] = False,
+    nova_store: Annotated[str, typer.Option(help="Store that Nova table rows go to.")] = "api",
     batch: Annotated[int, typer.Option(min=1, max=10_000)] = 500,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ) -> None:
@@ -271,8 +294,13 @@ def import_(
             store = stack.enter_context(contextlib.closing(settings(ctx).open_store()))
             advance = stack.enter_context(progress_bar("importing", quiet))
             summary = bulk.import_specs(
-                store, lambda: path.open("rb"), cast(bulk.ImportFormat, chosen),
-                dry_run=dry_run, overwrite=overwrite, batch=batch, nova_store=nova_store,
+                store,
+                lambda: path.open("rb"),
+                cast(bulk.ImportFormat, chosen),
+                dry_run=dry_run,
+                overwrite=overwrite,
+                batch=batch,
+                nova_store=nova_store,
                 progress=advance,
             )
     for problem in summary.problems:
@@ -282,8 +310,12 @@ def import_(
         stderr.print(
             f"read {summary.read} records: {summary.valid} valid, {summary.rejected} rejected; "
             f"{verb} {summary.valid if dry_run else summary.created + summary.replaced}"
-            + ("" if dry_run else f" ({summary.created} created, {summary.replaced} replaced, "
-               f"{summary.unchanged} unchanged, {summary.existing} kept as they were)"),
+            + (
+                ""
+                if dry_run
+                else f" ({summary.created} created, {summary.replaced} replaced, "
+                f"{summary.unchanged} unchanged, {summary.existing} kept as they were)"
+            ),
             markup=False,
         )
     raise typer.Exit(EXIT_OK if summary.complete else EXIT_PARTIAL)
@@ -297,8 +329,9 @@ def migrate(
     ctx: typer.Context,
     batch: Annotated[int, typer.Option(min=1, max=10_000)] = 500,
     cursor: Annotated[str | None, typer.Option(help="Resume from this cursor.")] = None,
-    max_batches: Annotated[int | None, typer.Option(
-        min=1, help="Stop after this many batches.")] = None,
+    max_batches: Annotated[
+        int | None, typer.Option(min=1, help="Stop after this many batches.")
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ) -> None:
     """Rewrite documents of older schema versions to the current one, in resumable batches."""
@@ -355,8 +388,9 @@ def repair(
 @app.command()
 def stats(
     ctx: typer.Context,
-    sample: Annotated[int, typer.Option(min=0, help="Keys per store sampled with "
-                                        "MEMORY USAGE.")] = 200,
+    sample: Annotated[
+        int, typer.Option(min=0, help="Keys per store sampled with MEMORY USAGE.")
+    ] = 200,
     as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
 ) -> None:
     """Spec counts per store and per schema version, and memory used (sampled)."""
@@ -367,8 +401,12 @@ def stats(
         finally:
             store.close()
     rows: dict[str, Any] = {
-        name: {"count": s.count, "schemas": dict(s.schemas), "sampled": s.sampled,
-               "estimated_bytes": s.estimated_bytes}
+        name: {
+            "count": s.count,
+            "schemas": dict(s.schemas),
+            "sampled": s.sampled,
+            "estimated_bytes": s.estimated_bytes,
+        }
         for name, s in sorted(result.items())
     }
     if as_json:

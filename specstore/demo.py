@@ -33,21 +33,34 @@ def boot_request(instance_uuid: uuid.UUID) -> RequestSpec:
         user_id="demo-user",
         availability_zone="az1",
         flavor=Flavor(
-            flavorid="m1.medium", name="m1.medium", memory_mb=4096, vcpus=2, root_gb=40,
+            flavorid="m1.medium",
+            name="m1.medium",
+            memory_mb=4096,
+            vcpus=2,
+            root_gb=40,
             extra_specs={"hw:cpu_policy": "dedicated", "trait:HW_CPU_X86_AVX2": "required"},
         ),
         image=ImageMeta(
-            id=uuid.UUID("0512bd13-1107-2231-1710-cf5327ac435a"), name="ubuntu-24.04",
-            disk_format="qcow2", container_format="bare",
-            properties={"hw_disk_bus": "scsi", "hw_scsi_model": "virtio-scsi",
-                        "os_distro": "ubuntu"},
+            id=uuid.UUID("0512bd13-1107-2231-1710-cf5327ac435a"),
+            name="ubuntu-24.04",
+            disk_format="qcow2",
+            container_format="bare",
+            properties={
+                "hw_disk_bus": "scsi",
+                "hw_scsi_model": "virtio-scsi",
+                "os_distro": "ubuntu",
+            },
         ),
-        numa_topology=InstanceNUMATopology(cells=[
-            InstanceNUMACell(id=0, memory=4096, pcpuset={0, 1}, cpu_policy="dedicated"),
-        ]),
+        numa_topology=InstanceNUMATopology(
+            cells=[
+                InstanceNUMACell(id=0, memory=4096, pcpuset={0, 1}, cpu_policy="dedicated"),
+            ]
+        ),
         instance_group=InstanceGroup(
-            uuid=uuid.UUID("008a05a6-c464-7159-c324-c9859b810e76"), name="web",
-            policy="anti-affinity", rules={"max_server_per_host": "1"},
+            uuid=uuid.UUID("008a05a6-c464-7159-c324-c9859b810e76"),
+            name="web",
+            policy="anti-affinity",
+            rules={"max_server_per_host": "1"},
             members=[str(instance_uuid)],
         ),
         scheduler_hints={"different_host": ["6ec9d286-63ca-828d-d5f4-b3b2e4b06ce6"]},
@@ -71,10 +84,12 @@ def run_demo(store: SpecStore, where: str, print_line: Printer, keep: bool = Fal
     out("")
 
     spec = boot_request(uid)
-    out(f"1. boot: server {uid} asks for {spec.flavor.name} in {spec.availability_zone}, "
+    out(
+        f"1. boot: server {uid} asks for {spec.flavor.name} in {spec.availability_zone}, "
         f"server group {spec.instance_group.name if spec.instance_group else '-'} "
         f"({spec.instance_group.policy if spec.instance_group else '-'}), "
-        f"hints {sorted(spec.scheduler_hints)}")
+        f"hints {sorted(spec.scheduler_hints)}"
+    )
     spec.create(ctx)
     out(f"   saved in the api store (rev {spec.rev}); keys:")
     for key in _keys(store, str(uid)):
@@ -89,38 +104,58 @@ def run_demo(store: SpecStore, where: str, print_line: Printer, keep: bool = Fal
 
     cell_ctx = ctx.target_cell(cell)
     stored = store.get(cell_ctx, uid)
-    out(f"3. read back through the {cell} context: rev {stored.rev}, transient retry "
-        f"persisted? {stored.spec.retry is not None}")
+    out(
+        f"3. read back through the {cell} context: rev {stored.rev}, transient retry "
+        f"persisted? {stored.spec.retry is not None}"
+    )
 
-    bigger = stored.spec.flavor.model_copy(update={
-        "flavorid": "m1.large", "name": "m1.large", "memory_mb": 8192, "vcpus": 4,
-    })
+    bigger = stored.spec.flavor.model_copy(
+        update={
+            "flavorid": "m1.large",
+            "name": "m1.large",
+            "memory_mb": 8192,
+            "vcpus": 4,
+        }
+    )
     plan = spec_for_move(stored.spec, MoveOperation.RESIZE, new_flavor=bigger, source_host=host)
     request = plan.request
     out(f"4. resize to {bigger.name}: the scheduler request keeps the boot constraints:")
-    out(f"     availability_zone={request.availability_zone}  "
+    out(
+        f"     availability_zone={request.availability_zone}  "
         f"group={request.instance_group.policy if request.instance_group else None} "
-        f"rules={request.instance_group.rules if request.instance_group else None}")
-    out(f"     hints={request.scheduler_hints}  image properties="
-        f"{sorted(request.image.properties) if request.image else []}")
-    out(f"     NUMA cells={len(request.numa_topology.cells) if request.numa_topology else 0}  "
-        f"ignore_hosts={request.ignore_hosts}  flavor={request.flavor.name}")
+        f"rules={request.instance_group.rules if request.instance_group else None}"
+    )
+    out(
+        f"     hints={request.scheduler_hints}  image properties="
+        f"{sorted(request.image.properties) if request.image else []}"
+    )
+    out(
+        f"     NUMA cells={len(request.numa_topology.cells) if request.numa_topology else 0}  "
+        f"ignore_hosts={request.ignore_hosts}  flavor={request.flavor.name}"
+    )
     new_rev = store.save(cell_ctx, plan.persist, rev=stored.rev)
-    out(f"   persisted spec now has flavor {plan.persist.flavor.name} (rev {new_rev}, "
-        "compare-and-set on the rev read)")
+    out(
+        f"   persisted spec now has flavor {plan.persist.flavor.name} (rev {new_rev}, "
+        "compare-and-set on the rev read)"
+    )
 
     buffer = io.BytesIO()
     summary = export_specs(store, buffer, "jsonl", stores=[cell])
-    out(f"5. export of {cell}: {summary.exported} spec(s), {summary.bytes_written} bytes; "
-        "this one:")
+    out(
+        f"5. export of {cell}: {summary.exported} spec(s), {summary.bytes_written} bytes; this one:"
+    )
     for line in buffer.getvalue().decode().splitlines():
         record = json.loads(line)
         if record["instance_uuid"] == str(uid):
-            out("     " + json.dumps({k: record[k] for k in ("instance_uuid", "store", "rev",
-                                                             "schema")}))
+            out(
+                "     "
+                + json.dumps({k: record[k] for k in ("instance_uuid", "store", "rev", "schema")})
+            )
     if not keep:
         store.destroy(cell_ctx, uid)
-        out(f"6. destroyed the demo spec (use --keep to leave it); api store holds "
-            f"{'nothing' if store.locate(uid) is None else store.locate(uid)} for it")
+        out(
+            f"6. destroyed the demo spec (use --keep to leave it); api store holds "
+            f"{'nothing' if store.locate(uid) is None else store.locate(uid)} for it"
+        )
     else:
         out(f"6. kept: inspect it with `specstore inspect {uid}`")

@@ -93,14 +93,15 @@ def _cluster_pipelines(client: RedisCluster, calls: list[Call]) -> list[Any]:
     by_node: dict[str, list[int]] = {}
     nodes: dict[str, Any] = {}
     for index, (_, keys, _) in enumerate(calls):
-        node = client.get_node_from_key(keys[0])
+        node = client.get_node_from_key(keys[0])  # type: ignore[no-untyped-call]
         by_node.setdefault(node.name, []).append(index)
         nodes[node.name] = node
     replies: list[Any] = [None] * len(calls)
     for name, indexes in by_node.items():
         node_client = client.get_redis_connection(nodes[name])
-        for index, reply in zip(indexes, _node_pipeline(node_client, [calls[i] for i in indexes]),
-                                strict=True):
+        for index, reply in zip(
+            indexes, _node_pipeline(node_client, [calls[i] for i in indexes]), strict=True
+        ):
             replies[index] = reply
     for index, reply in enumerate(replies):
         if isinstance(reply, ResponseError) and str(reply).startswith(("MOVED", "ASK")):

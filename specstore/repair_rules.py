@@ -56,8 +56,7 @@ class Plan:
 
     @property
     def healthy(self) -> bool:
-        return not (self.resume_move_to or self.drop or self.set_location or
-                    self.delete_locations)
+        return not (self.resume_move_to or self.drop or self.set_location or self.delete_locations)
 
     def describe(self) -> str:
         if self.healthy:

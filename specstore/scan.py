@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import cast
 
 import redis
 from redis.cluster import RedisCluster
@@ -36,7 +37,7 @@ class ScanPosition:
 def node_clients(client: RedisClient) -> list[redis.Redis]:
     """One client per node to scan: the client itself, or each master of a cluster."""
     if isinstance(client, RedisCluster):
-        primaries = sorted(client.get_primaries(), key=lambda n: n.name)
+        primaries = sorted(client.get_primaries(), key=lambda n: n.name)  # type: ignore[no-untyped-call]
         return [client.get_redis_connection(node) for node in primaries]
     return [client]
 
@@ -51,7 +52,8 @@ def scan_batches(
         cursor = position.cursor if index == position.node else 0
         while True:
             with backend_errors(f"scan {pattern}", writes=False):
-                cursor, keys = nodes[index].scan(cursor=cursor, match=pattern, count=count)
+                cursor, found = nodes[index].scan(cursor=cursor, match=pattern, count=count)
+            keys = cast(list[bytes], found)
             if cursor != 0:
                 yield keys, ScanPosition(index, cursor)
             elif index + 1 < len(nodes):

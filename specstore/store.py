@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 from serializers.msgpack_codec import DEFAULT_CODEC, DocumentCodec
@@ -26,10 +26,10 @@ from specstore.errors import (
     StoreError,
 )
 from specstore.keys import API, Keyspace, normalize_uuid, validate_cell_name
-from specstore.scan import scan_batches
-from specstore.topology import Backend, Topology
 from specstore.model import RequestSpec
 from specstore.records import StoredSpec, check_reply, parse_record, reply_text, write_args
+from specstore.scan import scan_batches
+from specstore.topology import Backend, Topology
 
 
 def utc_now() -> str:
@@ -164,11 +164,13 @@ class SpecStore:
         for spec in specs:
             uid = str(spec.instance_uuid)
             args = write_args(spec, self.codec)
-            calls.append((
-                lua.CREATE,
-                [backend.keys.spec_key(store, uid), backend.keys.location_key(uid)],
-                [store, args.doc, args.schema, args.project_id, args.user_id, now],
-            ))
+            calls.append(
+                (
+                    lua.CREATE,
+                    [backend.keys.spec_key(store, uid), backend.keys.location_key(uid)],
+                    [store, args.doc, args.schema, args.project_id, args.user_id, now],
+                )
+            )
         with backend_errors(f"create_many of {len(calls)} specs", writes=True):
             replies = lua.run_scripts_pipelined(backend.client, calls) if calls else []
         created: list[str] = []
@@ -195,8 +197,16 @@ class SpecStore:
         args = write_args(spec, self.codec)
         keys = [backend.keys.spec_key(store, uid), backend.keys.location_key(uid)]
         expected = "" if rev is None else str(rev)
-        argv = [store, expected, args.doc, args.schema, args.project_id, args.user_id,
-                self.clock(), self.codec.current_version[0]]
+        argv = [
+            store,
+            expected,
+            args.doc,
+            args.schema,
+            args.project_id,
+            args.user_id,
+            self.clock(),
+            self.codec.current_version[0],
+        ]
         with backend_errors(f"save {uid}", writes=True):
             reply = lua.run_script(backend.client, lua.SAVE, keys, argv)
         return int(check_reply(reply, uid, store, rev)[0])
@@ -213,8 +223,11 @@ class SpecStore:
         if target is not api:
             outcome = two_phase.move(api, target, uid, cell, self.clock(), self.on_move_step)
             return Promotion(uid, cell, outcome.rev, outcome.moved)
-        keys = [api.keys.spec_key(API, uid), api.keys.spec_key(cell, uid),
-                api.keys.location_key(uid)]
+        keys = [
+            api.keys.spec_key(API, uid),
+            api.keys.spec_key(cell, uid),
+            api.keys.location_key(uid),
+        ]
         with backend_errors(f"promote {uid} to {cell}", writes=True):
             reply = lua.run_script(api.client, lua.PROMOTE, keys, [cell])
         rev, outcome_name = check_reply(reply, uid, API, None)
@@ -296,14 +309,14 @@ class SpecStore:
         uid, store = normalize_uuid(instance_uuid), ctx.store_name
         backend = self.backend(store)
         with backend_errors(f"get {uid}", writes=False):
-            raw: dict[bytes, bytes] = backend.client.hgetall(backend.keys.spec_key(store, uid))
+            raw = cast(
+                dict[bytes, bytes], backend.client.hgetall(backend.keys.spec_key(store, uid))
+            )
         if not raw:
             raise SpecNotFoundError(uid, store, home=self._home_hint(uid))
         return parse_record(raw, store, uid, self.codec)
 
-    def get_many(
-        self, ctx: RequestContext, instance_uuids: Sequence[UUID | str]
-    ) -> BatchRead:
+    def get_many(self, ctx: RequestContext, instance_uuids: Sequence[UUID | str]) -> BatchRead:
         """Many specs of the context's store in one pipeline; order kept, misses reported."""
         store = ctx.store_name
         backend = self.backend(store)
@@ -337,7 +350,7 @@ class SpecStore:
         for backend in self.topology.backends():
             try:
                 with backend_errors(f"locate {uid}", writes=False):
-                    home: bytes | None = backend.client.get(backend.keys.location_key(uid))
+                    home = cast("bytes | None", backend.client.get(backend.keys.location_key(uid)))
             except BackendError as exc:
                 failure = failure or exc
                 continue

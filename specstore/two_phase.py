@@ -79,7 +79,9 @@ def _adopt_and_release(
     cell_keys = [cell_backend.keys.spec_key(cell, uid), cell_backend.keys.location_key(uid)]
     with backend_errors(f"promote {uid} to {cell} (adopt)", writes=True):
         reply = lua.run_script(
-            cell_backend.client, lua.MOVE_ADOPT, cell_keys,
+            cell_backend.client,
+            lua.MOVE_ADOPT,
+            cell_keys,
             [cell, *(record.get(name, b"") for name in RECORD_FIELDS)],
         )
     check_reply(reply, uid, cell, None)

@@ -33,7 +33,9 @@ PERSISTED_FIELDS: tuple[str, ...] = tuple(
 )
 
 
-def persisted_payload(spec: RequestSpec, mode: Literal["python", "json"] = "python") -> dict[str, Any]:
+def persisted_payload(
+    spec: RequestSpec, mode: Literal["python", "json"] = "python"
+) -> dict[str, Any]:
     """The spec as stored: transient parts and fields at their default value left out.
 
     ``mode="python"`` keeps UUIDs and datetimes as objects (for msgpack); ``"json"`` gives
