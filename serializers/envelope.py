@@ -87,7 +87,20 @@ def encode_envelope(
         raise DocumentTooLargeError(
             f"{schema} document is {len(data)} bytes, over the {limits.max_document_bytes} limit"
         )
+    if len(data) > _smallest_part_limit(limits):
+        try:
+            _Unpacker(limits).unpackb(data[len(MAGIC) :])
+        except Exception as exc:
+            raise DocumentTooLargeError(
+                f"{schema} document has a part over the decode limits: {exc}"
+            ) from exc
     return data
+
+
+def _smallest_part_limit(limits: DecodeLimits) -> int:
+    """A document no longer than this cannot hold a string, array or map over the limits
+    (each element takes at least one byte), so only longer ones need the check."""
+    return min(limits.max_str_len, limits.max_bin_len, limits.max_array_len, limits.max_map_len)
 
 
 class _Unpacker:

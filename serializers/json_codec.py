@@ -11,12 +11,15 @@ Keys are sorted, so equal specs give equal text.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from serializers.envelope import Envelope, Version, format_version
 from serializers.msgpack_codec import DEFAULT_CODEC, DocumentCodec
 from specstore.errors import CorruptDocumentError
 from specstore.model import RequestSpec
+
+_VERSION = re.compile(r"([0-9]{1,5})\.([0-9]{1,5})")
 
 
 def _jsonable(value: Any) -> Any:
@@ -37,10 +40,10 @@ def _jsonable(value: Any) -> Any:
 def parse_version(text: object) -> Version:
     if not isinstance(text, str):
         raise CorruptDocumentError(f"version must be a 'major.minor' string, got {text!r}")
-    major, sep, minor = text.partition(".")
-    if not (sep and major.isdigit() and minor.isdigit()):
-        raise CorruptDocumentError(f"version must be 'major.minor', got {text!r}")
-    return int(major), int(minor)
+    match = _VERSION.fullmatch(text)
+    if match is None:
+        raise CorruptDocumentError(f"version must be 'major.minor', got {text[:40]!r}")
+    return int(match[1]), int(match[2])
 
 
 def to_json_document(spec: RequestSpec, codec: DocumentCodec = DEFAULT_CODEC) -> dict[str, Any]:

@@ -7,6 +7,7 @@ does not know (at any depth of nested models, lists of models by index) from the
 
 from __future__ import annotations
 
+import copy
 import types
 import typing
 from typing import Any, Union
@@ -57,7 +58,7 @@ def split_unknown(
                 if isinstance(item, dict):
                     known_item, inner = split_unknown(item, nested[1])
                     if inner:
-                        by_index[index] = inner
+                        by_index[index] = (copy.deepcopy(known_item), inner)
                     items.append(known_item)
                 else:
                     items.append(item)
@@ -73,7 +74,8 @@ def merge_unknown(payload: dict[str, Any], unknown: Unknown, model: type[BaseMod
     """Put ``unknown`` (from :func:`split_unknown`) back into ``payload``, in place.
 
     Parts whose container was removed meanwhile (a nested object set to None, a list
-    shortened) are dropped with it: they described data that no longer exists.
+    item changed, moved or removed) are dropped with it: they described data that no longer
+    exists as it was read.
     """
     fields = model.model_fields
     for key, value in unknown.items():
@@ -88,6 +90,7 @@ def merge_unknown(payload: dict[str, Any], unknown: Unknown, model: type[BaseMod
         if nested[0] == "one" and isinstance(target, dict):
             merge_unknown(target, value, nested[1])
         elif nested[0] == "many" and isinstance(target, list):
-            for index, inner in value.items():
-                if index < len(target) and isinstance(target[index], dict):
+            for index, (item_as_read, inner) in value.items():
+                # Only onto the same, unchanged item: a field never moves to another item.
+                if index < len(target) and target[index] == item_as_read:
                     merge_unknown(target[index], inner, nested[1])

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from pydantic import AwareDatetime, Field
+from pydantic import Field
 
-from specstore.model.base import FreeformMap, NonNegativeInt, SpecModel
+from specstore.model.base import FreeformMap, NonNegativeInt, SpecModel, UtcDatetime
 
 
 class ImageMeta(SpecModel):
@@ -25,6 +25,6 @@ class ImageMeta(SpecModel):
     disk_format: str | None = None
     min_ram: NonNegativeInt | None = None
     min_disk: NonNegativeInt | None = None
-    created_at: AwareDatetime | None = None
-    updated_at: AwareDatetime | None = None
+    created_at: UtcDatetime | None = None
+    updated_at: UtcDatetime | None = None
     properties: FreeformMap = Field(default_factory=dict)

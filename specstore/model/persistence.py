@@ -52,7 +52,9 @@ def persisted_payload(
 
 def strip_transient(spec: RequestSpec) -> RequestSpec:
     """A copy of ``spec`` holding only what is persisted (transient fields at their defaults)."""
-    return RequestSpec.model_validate(persisted_payload(spec))
+    stripped = type(spec).model_validate(persisted_payload(spec))
+    stripped.newer_minor_fields = spec.newer_minor_fields
+    return stripped
 
 
 def keep_transient(loaded: RequestSpec, current: RequestSpec) -> RequestSpec:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated, Any
 from uuid import UUID
 
-from pydantic import BeforeValidator, Field, PrivateAttr, field_validator
+from pydantic import BeforeValidator, Field, PlainSerializer, PrivateAttr, field_validator
 
 from specstore.model.base import PositiveInt, SpecModel
 from specstore.model.flavor import Flavor
@@ -36,7 +36,13 @@ def _hint_values(value: object) -> object:
     return value
 
 
-SchedulerHints = Annotated[dict[str, list[str]], BeforeValidator(_hint_values)]
+def _sorted_hints(hints: dict[str, list[str]]) -> dict[str, list[str]]:
+    return dict(sorted(hints.items()))
+
+
+SchedulerHints = Annotated[
+    dict[str, list[str]], BeforeValidator(_hint_values), PlainSerializer(_sorted_hints)
+]
 
 
 class RequestSpec(SpecModel):
@@ -85,8 +91,8 @@ class RequestSpec(SpecModel):
 
     @field_validator("scheduler_hints")
     @classmethod
-    def _sorted_hints(cls, hints: dict[str, list[str]]) -> dict[str, list[str]]:
-        return dict(sorted(hints.items()))
+    def _hints_in_order(cls, hints: dict[str, list[str]]) -> dict[str, list[str]]:
+        return _sorted_hints(hints)
 
     def get_scheduler_hint(self, name: str, default: object = None) -> object:
         """A hint's value: the bare value when it holds one element, else the list."""
