@@ -29,12 +29,21 @@ from specstore.keys import API, Keyspace
 from specstore.model import RequestSpec
 
 if TYPE_CHECKING:
+    from specstore.legacy import InstanceRecord, MigrationBatchResult
+    from specstore.move_ops import prepare_move
+    from specstore.moves import MoveOperation, MovePlan, spec_for_move
     from specstore.records import StoredSpec
     from specstore.store import BatchCreate, BatchDestroy, BatchRead, Promotion, SpecStore
 
 # The store layer imports serializers, which import specstore.errors: loading it lazily keeps
 # `import serializers` (or any serializers submodule) free of import cycles.
 _LAZY = {
+    "InstanceRecord": "specstore.legacy",
+    "MigrationBatchResult": "specstore.legacy",
+    "MoveOperation": "specstore.moves",
+    "MovePlan": "specstore.moves",
+    "spec_for_move": "specstore.moves",
+    "prepare_move": "specstore.move_ops",
     "StoredSpec": "specstore.records",
     "BatchCreate": "specstore.store",
     "BatchDestroy": "specstore.store",
@@ -60,8 +69,12 @@ __all__ = [
     "ConflictError",
     "CorruptDocumentError",
     "IncompatibleSchemaError",
+    "InstanceRecord",
     "InvalidUUIDError",
     "Keyspace",
+    "MigrationBatchResult",
+    "MoveOperation",
+    "MovePlan",
     "Promotion",
     "RequestContext",
     "RequestSpec",
@@ -71,5 +84,7 @@ __all__ = [
     "SpecStoreError",
     "StoredSpec",
     "WrongStoreError",
+    "prepare_move",
+    "spec_for_move",
 ]
 __version__ = "0.1.0"
