@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from redis.cluster import RedisCluster
 
 from serializers.msgpack_codec import DocumentCodec
 from serializers.schemas import REGISTRY
@@ -121,10 +122,13 @@ def test_10000_specs_round_trip_across_a_cluster(cluster_store: SpecStore, tmp_p
     import msgpack
 
     def records(data: bytes) -> list[Any]:
-        return sorted(msgpack.Unpacker(io.BytesIO(data), raw=False),
-                      key=lambda r: r["instance_uuid"])
+        return sorted(
+            msgpack.Unpacker(io.BytesIO(data), raw=False), key=lambda r: r["instance_uuid"]
+        )
 
     assert records(again.getvalue()) == records(dump.read_bytes())
-    nodes = cluster_store.client.get_primaries()
-    per_node = [cluster_store.client.dbsize(target_nodes=node) for node in nodes]
+    client = cluster_store.client
+    assert isinstance(client, RedisCluster)
+    nodes = client.get_primaries()  # type: ignore[no-untyped-call]
+    per_node = [client.dbsize(target_nodes=node) for node in nodes]
     assert len(per_node) == 3 and all(count > 0 for count in per_node)

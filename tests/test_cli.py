@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import uuid
 from pathlib import Path
+from typing import Any, cast
 
 import msgpack
 import pytest
@@ -35,8 +36,12 @@ def run_cli(
         full_env["SPECSTORE_REDIS_URL"] = url
     full_env.update(env or {})
     result = subprocess.run(
-        [specstore_cmd(), *args], input=stdin.decode(), env=full_env, capture_output=True,
-        text=True, timeout=600,
+        [specstore_cmd(), *args],
+        input=stdin.decode(),
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert "Traceback" not in result.stderr, result.stderr
     return result
@@ -97,12 +102,10 @@ def test_nova_table_imports_completely_and_rerun_is_safe(url: str) -> None:
 
 
 @pytest.mark.redis
-def test_bad_lines_are_named_the_good_ones_imported_and_exit_is_1(
-    url: str, tmp_path: Path
-) -> None:
+def test_bad_lines_are_named_the_good_ones_imported_and_exit_is_1(url: str, tmp_path: Path) -> None:
     rows = (FIXTURES / "request_specs_table.tsv").read_text().splitlines()
-    broken = [rows[0], rows[1], "not-a-uuid\t{}", rows[2], rows[3].replace('"vcpus": ', '"vcpus": -'),
-              rows[4][:40], rows[5]]
+    negative_vcpus = rows[3].replace('"vcpus": ', '"vcpus": -')
+    broken = [rows[0], rows[1], "not-a-uuid\t{}", rows[2], negative_vcpus, rows[4][:40], rows[5]]
     path = tmp_path / "broken.tsv"
     path.write_text("\n".join(broken) + "\n")
     dry = run_cli("import", "--dry-run", str(path), url=url)
@@ -174,8 +177,11 @@ def test_msgpack_export_import_round_trip_through_stdin(url: str, tmp_path: Path
     assert len(records) == 30 and all(isinstance(r["doc"], bytes) for r in records)
     store.client.flushall()
     result = subprocess.run(
-        [specstore_cmd(), "import", "--format", "msgpack", "-"], stdin=dump.open("rb"),
-        env={**os.environ, "SPECSTORE_REDIS_URL": url}, capture_output=True, timeout=120,
+        [specstore_cmd(), "import", "--format", "msgpack", "-"],
+        stdin=dump.open("rb"),
+        env={**os.environ, "SPECSTORE_REDIS_URL": url},
+        capture_output=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     assert store.locate(specs[0].instance_uuid) == "cell2"
@@ -183,7 +189,8 @@ def test_msgpack_export_import_round_trip_through_stdin(url: str, tmp_path: Path
     again = tmp_path / "again.msgpack"
     assert run_cli("export", "--format", "msgpack", "-o", str(again), url=url).returncode == 0
     key = lambda r: r["instance_uuid"]  # noqa: E731
-    assert sorted(msgpack.Unpacker(again.open("rb"), raw=False), key=key) == sorted(records, key=key)
+    reloaded = sorted(msgpack.Unpacker(again.open("rb"), raw=False), key=key)
+    assert reloaded == sorted(records, key=key)
     store.close()
 
 
@@ -198,7 +205,7 @@ def test_repair_finds_and_fixes_damage_by_the_documented_rule(url: str) -> None:
     keys, client = store.keys, store.client
     # a second home: a stale cell copy beside the api one (api copy has the higher rev)
     raw = client.hgetall(keys.spec_key("api", str(dup.instance_uuid)))
-    client.hset(keys.spec_key("cell1", str(dup.instance_uuid)), mapping=raw)
+    client.hset(keys.spec_key("cell1", str(dup.instance_uuid)), mapping=cast(Any, raw))
     store.save(ctx, dup)
     # a location record that names the wrong store
     client.set(keys.location_key(str(wrong_loc.instance_uuid)), "cell9")

@@ -26,8 +26,10 @@ def load(store: SpecStore, count: int) -> None:
     contexts = [ctx, ctx.target_cell("cell1"), ctx.target_cell("cell2")]
     for start in range(0, count, 1000):
         size = min(1000, count - start)
-        specs = [base.model_copy(update={"instance_uuid": uuid.uuid4(), "num_instances": i + 1})
-                 for i in range(size)]
+        specs = [
+            base.model_copy(update={"instance_uuid": uuid.uuid4(), "num_instances": i + 1})
+            for i in range(size)
+        ]
         result = store.create_many(contexts[(start // 1000) % 3], specs)
         assert len(result.created) == size
 
@@ -77,8 +79,13 @@ def peak_rss_kib(args: list[str], env: dict[str, str]) -> int:
     Read by the process itself at exit: a child's ``ru_maxrss`` on Linux starts from the
     forking parent's high-water mark, which would hide the export's own.
     """
-    result = subprocess.run([sys.executable, "-c", PEAK_MEMORY_WRAPPER, *args], env=env,
-                            capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-c", PEAK_MEMORY_WRAPPER, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr
     (value,) = [line.split()[1] for line in result.stderr.splitlines() if line.startswith("VMHWM")]
     return int(value)

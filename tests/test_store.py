@@ -66,6 +66,7 @@ def test_transient_fields_are_not_persisted_and_not_clobbered_on_refresh(
     assert spec.instance_group is not None and spec.instance_group.hosts == ["cmp-1"]
     assert spec.rev == 2
     raw_doc = store.client.hget(store.keys.spec_key("api", str(spec.instance_uuid)), "doc")
+    assert isinstance(raw_doc, bytes)
     assert b"retry" not in raw_doc and b"cmp-2" not in raw_doc and b"members" not in raw_doc
 
 
@@ -170,11 +171,18 @@ def test_get_many_keeps_order_and_reports_missing_and_corrupt(
     broken = str(specs[3].instance_uuid)
     store.client.hset(store.keys.spec_key("api", broken), "doc", b"SPEC\x01garbage")
     absent = str(uuid.uuid4())
-    wanted = [specs[4].instance_uuid, absent, specs[0].instance_uuid, broken,
-              specs[2].instance_uuid]
+    wanted: list[uuid.UUID | str] = [
+        specs[4].instance_uuid,
+        absent,
+        specs[0].instance_uuid,
+        broken,
+        specs[2].instance_uuid,
+    ]
     result = store.get_many(ctx, wanted)
     assert [str(s.spec.instance_uuid) for s in result.found] == [
-        str(specs[4].instance_uuid), str(specs[0].instance_uuid), str(specs[2].instance_uuid)
+        str(specs[4].instance_uuid),
+        str(specs[0].instance_uuid),
+        str(specs[2].instance_uuid),
     ]
     assert result.missing == [absent]
     assert list(result.corrupt) == [broken]
@@ -224,9 +232,7 @@ def test_newer_major_document_is_refused_and_never_overwritten(
     assert persisted_payload(spec)  # the in-memory spec is untouched
 
 
-@pytest.mark.parametrize(
-    "bad", ["not-a-uuid", "*", "{1}", "", "a" * 36, "0" * 32 + "::::", "1234"]
-)
+@pytest.mark.parametrize("bad", ["not-a-uuid", "*", "{1}", "", "a" * 36, "0" * 32 + "::::", "1234"])
 def test_malformed_uuids_are_refused_before_touching_redis(
     store: SpecStore, ctx: RequestContext, bad: str
 ) -> None:

@@ -32,7 +32,9 @@ def scan_keys(server: RedisServer) -> set[str]:
     cli = require_binary("redis-cli")
     out = subprocess.run(
         [cli, "-p", str(server.port), "--scan", "--pattern", "specstore:*"],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     return set(out.split())
 
@@ -41,7 +43,9 @@ def hget_cli(server: RedisServer, key: str, field: str) -> str:
     cli = require_binary("redis-cli")
     return subprocess.run(
         [cli, "-p", str(server.port), "HGET", key, field],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout.strip()
 
 
@@ -60,7 +64,8 @@ def test_lifecycle_keys_match_readme_layout(
 
     assert store.promote(api, uid, "cell1").moved
     assert scan_keys(redis_server) == {
-        f"specstore:cell:cell1:spec:{{{uid}}}", f"specstore:loc:{{{uid}}}"
+        f"specstore:cell:cell1:spec:{{{uid}}}",
+        f"specstore:loc:{{{uid}}}",
     }
     assert store.locate(uid) == "cell1"
     loaded = store.get(cell1, uid)
@@ -123,7 +128,11 @@ def test_promote_racing_save_ends_with_one_home_and_no_loss(real_store: SpecStor
         saved_zones: list[str] = []
         barrier = threading.Barrier(2)
 
-        def saver(spec_uuid: str = uid, zones: list[str] = saved_zones) -> None:
+        def saver(
+            spec_uuid: str = uid,
+            zones: list[str] = saved_zones,
+            barrier: threading.Barrier = barrier,
+        ) -> None:
             store = SpecStore.from_url(url)
             barrier.wait()
             try:
@@ -137,7 +146,7 @@ def test_promote_racing_save_ends_with_one_home_and_no_loss(real_store: SpecStor
             finally:
                 store.close()
 
-        def promoter(spec_uuid: str = uid) -> None:
+        def promoter(spec_uuid: str = uid, barrier: threading.Barrier = barrier) -> None:
             store = SpecStore.from_url(url)
             barrier.wait()
             store.promote(api, spec_uuid, "cell1")
@@ -162,7 +171,12 @@ def test_concurrent_double_promote_moves_once(real_store: SpecStore) -> None:
         outcomes: list[Any] = []
         barrier = threading.Barrier(3)
 
-        def promote(cell: str, spec_uuid: str = uid, out: list[Any] = outcomes) -> None:
+        def promote(
+            cell: str,
+            spec_uuid: str = uid,
+            out: list[Any] = outcomes,
+            barrier: threading.Barrier = barrier,
+        ) -> None:
             store = SpecStore.from_url(url)
             barrier.wait()
             try:
@@ -172,8 +186,7 @@ def test_concurrent_double_promote_moves_once(real_store: SpecStore) -> None:
             finally:
                 store.close()
 
-        run_threads([lambda: promote("cell1"), lambda: promote("cell1"),
-                     lambda: promote("cell2")])
+        run_threads([lambda: promote("cell1"), lambda: promote("cell1"), lambda: promote("cell2")])
         home = real_store.locate(uid)
         assert home in ("cell1", "cell2")
         assert outcomes.count(True) == 1
@@ -189,7 +202,7 @@ class CountingConnection(redis.Connection):
 
     def send_packed_command(self, command: Any, check_health: bool = True) -> None:
         type(self).sends += 1
-        super().send_packed_command(command, check_health)
+        super().send_packed_command(command, check_health)  # type: ignore[no-untyped-call]
 
 
 @pytest.fixture
@@ -270,6 +283,7 @@ def test_scripts_are_reloaded_after_a_script_flush(real_store: SpecStore) -> Non
 
 
 def real_store_url(store: SpecStore) -> str:
+    assert isinstance(store.client, redis.Redis)
     kwargs = store.client.connection_pool.connection_kwargs
     return f"redis://{kwargs['host']}:{kwargs['port']}/{kwargs.get('db', 0)}"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -22,7 +23,7 @@ from tests.support.redis_server import RedisServer, start_server
 pytestmark = pytest.mark.redis
 
 
-class Crash(Exception):
+class CrashError(Exception):
     """Stands in for the process dying after a step."""
 
 
@@ -76,13 +77,13 @@ def test_api_copy_is_readable_but_frozen_while_a_move_is_half_done(
 ) -> None:
     def crash_after_intent(step: str, uid: str) -> None:
         if step == "intent":
-            raise Crash(step)
+            raise CrashError(step)
 
     crashing = make_store(*servers, on_move_step=crash_after_intent)
     ctx = RequestContext(specs=crashing)
     spec = typical_spec()
     spec.create(ctx)
-    with pytest.raises(Crash):
+    with pytest.raises(CrashError):
         crashing.promote(ctx, spec.instance_uuid, "cell1")
     assert crashing.get(ctx, spec.instance_uuid).spec == strip_transient(spec)
     with pytest.raises(MoveInProgressError):
@@ -115,14 +116,12 @@ def test_crash_after_each_step_then_resume_leaves_one_home_for_1000_specs(
 
     def hook(step: str, uid: str) -> None:
         if crash_at[uid] == step:
-            raise Crash(step)
+            raise CrashError(step)
 
     crashing = make_store(*servers, on_move_step=hook)
     for uid in specs:
-        try:
+        with contextlib.suppress(CrashError):
             crashing.promote(ctx, uid, "cell1")
-        except Crash:
-            pass
     settled = plain.resume_moves(min_age_seconds=0)
     assert plain.resume_moves(min_age_seconds=0) == {}
     expected_outcome = {"intent": "rolled_back", "adopt": "finished"}
@@ -172,7 +171,9 @@ def test_process_killed_between_steps_is_settled_by_resume(
     env = dict(os.environ, PYTHONPATH=os.getcwd())
     result = subprocess.run(
         [sys.executable, "-c", KILLER, str(servers[0].port), str(servers[1].port), step, uid],
-        env=env, capture_output=True, timeout=60,
+        env=env,
+        capture_output=True,
+        timeout=60,
     )
     assert result.returncode == -9, result.stderr.decode()
     store.resume_moves(min_age_seconds=0)
@@ -198,7 +199,8 @@ def test_cell_server_stopped_mid_move_completes_on_next_attempt(
     with pytest.raises(BackendError):
         store.promote(ctx, other.instance_uuid, "cell1")
     assert store.resume_moves(min_age_seconds=0) == {
-        str(spec.instance_uuid): "unreachable", str(other.instance_uuid): "unreachable"
+        str(spec.instance_uuid): "unreachable",
+        str(other.instance_uuid): "unreachable",
     }
     assert store.get(ctx, spec.instance_uuid).spec == strip_transient(spec)  # still readable
 

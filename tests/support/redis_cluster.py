@@ -63,18 +63,35 @@ def start_cluster(masters: int = 3, timeout: float = 30.0) -> RedisClusterNodes:
     for port in free_cluster_ports(masters):
         node_dir = workdir / str(port)
         node_dir.mkdir()
-        server = RedisServer(port, node_dir, [
-            "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-            "--cluster-node-timeout", "5000",
-        ])
+        server = RedisServer(
+            port,
+            node_dir,
+            [
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+                "--cluster-node-timeout",
+                "5000",
+            ],
+        )
         server.start()
         servers.append(server)
     nodes = RedisClusterNodes(servers, workdir)
     try:
         subprocess.run(
-            [cli, "--cluster", "create", *(f"127.0.0.1:{s.port}" for s in servers),
-             "--cluster-replicas", "0", "--cluster-yes"],
-            check=True, capture_output=True, timeout=timeout,
+            [
+                cli,
+                "--cluster",
+                "create",
+                *(f"127.0.0.1:{s.port}" for s in servers),
+                "--cluster-replicas",
+                "0",
+                "--cluster-yes",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=timeout,
         )
         _wait_ok(servers, timeout)
     except BaseException:
@@ -89,7 +106,7 @@ def _wait_ok(servers: list[RedisServer], timeout: float) -> None:
         states = []
         for server in servers:
             client = redis.Redis(port=server.port)
-            states.append(client.cluster("INFO").get("cluster_state") == "ok")  # type: ignore[no-untyped-call]
+            states.append(client.cluster("INFO").get("cluster_state") == "ok")
             client.close()
         if all(states):
             return

@@ -49,9 +49,22 @@ class RedisServer:
     def start(self, timeout: float = 10.0) -> None:
         binary = require_binary("redis-server")
         args = [
-            binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-            "--appendonly", "no", "--dir", str(self.workdir), "--protected-mode", "no",
-            "--logfile", str(self.workdir / "redis.log"), *self.extra_args,
+            binary,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(self.workdir),
+            "--protected-mode",
+            "no",
+            "--logfile",
+            str(self.workdir / "redis.log"),
+            *self.extra_args,
         ]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self.wait_ready(timeout)
@@ -94,7 +107,8 @@ class RedisServer:
 
 
 def start_server(extra_args: list[str] | None = None) -> RedisServer:
-    server = RedisServer(free_port(), Path(tempfile.mkdtemp(prefix="specstore-redis-")),
-                         list(extra_args or []))
+    server = RedisServer(
+        free_port(), Path(tempfile.mkdtemp(prefix="specstore-redis-")), list(extra_args or [])
+    )
     server.start()
     return server
