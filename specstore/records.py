@@ -14,6 +14,7 @@ from specstore.errors import (
     MoveInProgressError,
     SpecExistsError,
     SpecNotFoundError,
+    StoreError,
     WrongStoreError,
 )
 from specstore.model import RequestSpec
@@ -114,4 +115,4 @@ def check_reply(reply: Any, instance_uuid: str, store: str, expected_rev: int | 
         )
     if status == "conflict":
         raise ConflictError(instance_uuid, expected_rev or 0, int(rest[0]))
-    raise CorruptDocumentError(f"unexpected script reply {fields!r}")  # pragma: no cover
+    raise StoreError(f"unexpected script reply {fields!r}")  # pragma: no cover
