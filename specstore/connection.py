@@ -48,6 +48,7 @@ def connect(url: str, **options: Any) -> RedisClient:
         real_url = url.replace("+cluster", "", 1)
         return RedisCluster.from_url(real_url, **options)
     if scheme in ("redis", "rediss", "unix"):
+        options.setdefault("redis_connect_func", _handshake)
         client: redis.Redis = redis.Redis.from_url(url, **options)
         return client
     raise InvalidInputError(
@@ -79,9 +80,30 @@ def redact(url: str) -> str:
     return parts._replace(netloc=f"{user}:***@{host}{port}").geturl()
 
 
+class _HandshakeError(redis.ConnectionError):
+    """A new connection's handshake (HELLO, AUTH, CLIENT SETINFO, SELECT) failed: the command
+    that needed the connection was never sent."""
+
+
+def _handshake(connection: Any) -> None:
+    """redis-py's own connection handshake, its failures marked as happening before sending."""
+    try:
+        connection.on_connect()
+    except redis.RedisError as exc:
+        raise _HandshakeError(f"handshake failed while connecting to redis: {exc}") from exc
+
+
 def _before_send(exc: redis.RedisError) -> bool:
-    """True when redis-py failed while connecting, i.e. before any command was sent."""
-    return isinstance(exc, redis.ConnectionError) and "connecting to" in str(exc)
+    """True when redis-py failed while connecting, i.e. before any command was sent.
+
+    Covers a refused or timed-out connect (``ConnectionError``/``TimeoutError`` "... connecting
+    to ...") and a failed handshake on a new connection.
+    """
+    if isinstance(exc, _HandshakeError):
+        return True
+    return isinstance(exc, (redis.ConnectionError, redis.TimeoutError)) and (
+        "connecting to" in str(exc)
+    )
 
 
 @contextlib.contextmanager

@@ -7,6 +7,7 @@ them atomically. With the default prefix::
     specstore:api:spec:{<uuid>}            HASH    the spec while it lives in the api store
     specstore:cell:<cell>:spec:{<uuid>}    HASH    the spec once promoted to <cell>
     specstore:loc:{<uuid>}                 STRING  "api" or the cell name: where it lives now
+    specstore:gone:{<uuid>}                STRING  last rev of a destroyed spec (expires)
 
 Instance UUIDs are parsed and written in canonical form, and cell names and prefixes are
 checked, before they become part of a key: no glob characters, braces or colons get in.
@@ -75,6 +76,18 @@ class Keyspace:
 
     def location_key(self, instance_uuid: str) -> str:
         return f"{self.prefix}:loc:{{{instance_uuid}}}"
+
+    def tombstone_key(self, instance_uuid: str) -> str:
+        """Last rev of a destroyed spec, so that a re-created one continues above it."""
+        return f"{self.prefix}:gone:{{{instance_uuid}}}"
+
+    def lifecycle_keys(self, store: str, instance_uuid: str) -> list[str]:
+        """[spec key in ``store``, location key, tombstone key]: what create/destroy touch."""
+        return [
+            self.spec_key(store, instance_uuid),
+            self.location_key(instance_uuid),
+            self.tombstone_key(instance_uuid),
+        ]
 
     def spec_pattern(self, store: str | None = None) -> str:
         """SCAN MATCH pattern for the spec keys of one store (or of every store)."""

@@ -31,6 +31,9 @@ from specstore.records import StoredSpec, check_reply, parse_record, reply_text,
 from specstore.scan import scan_batches
 from specstore.topology import Backend, Topology
 
+TOMBSTONE_SECONDS = 7 * 24 * 3600
+"""How long a destroyed spec's last rev is kept (a re-created spec's revs continue above it)."""
+
 
 def utc_now() -> str:
     """Timestamp written to ``created_at`` / ``updated_at`` (ISO 8601, UTC, microseconds)."""
@@ -146,7 +149,7 @@ class SpecStore:
             if home is not None:
                 raise SpecExistsError(uid, home)
         args = write_args(spec, self.codec)
-        keys = [backend.keys.spec_key(store, uid), backend.keys.location_key(uid)]
+        keys = backend.keys.lifecycle_keys(store, uid)
         argv = [store, args.doc, args.schema, args.project_id, args.user_id, self.clock()]
         with backend_errors(f"create {uid}", writes=True):
             reply = lua.run_script(backend.client, lua.CREATE, keys, argv)
@@ -167,7 +170,7 @@ class SpecStore:
             calls.append(
                 (
                     lua.CREATE,
-                    [backend.keys.spec_key(store, uid), backend.keys.location_key(uid)],
+                    backend.keys.lifecycle_keys(store, uid),
                     [store, args.doc, args.schema, args.project_id, args.user_id, now],
                 )
             )
@@ -264,8 +267,8 @@ class SpecStore:
         """Delete the spec (and its location record) from the context's store."""
         uid, store = normalize_uuid(instance_uuid), ctx.store_name
         backend = self.backend(store)
-        keys = [backend.keys.spec_key(store, uid), backend.keys.location_key(uid)]
-        argv = [store, "" if rev is None else str(rev)]
+        keys = backend.keys.lifecycle_keys(store, uid)
+        argv = [store, "" if rev is None else str(rev), TOMBSTONE_SECONDS]
         with backend_errors(f"destroy {uid}", writes=True):
             reply = lua.run_script(backend.client, lua.DESTROY, keys, argv)
         check_reply(reply, uid, store, rev)
@@ -280,9 +283,8 @@ class SpecStore:
         store = ctx.store_name
         backend = self.backend(store)
         uids = [normalize_uuid(u) for u in instance_uuids]
-        keys = backend.keys
         calls: list[lua.Call] = [
-            (lua.DESTROY, [keys.spec_key(store, u), keys.location_key(u)], [store, ""])
+            (lua.DESTROY, backend.keys.lifecycle_keys(store, u), [store, "", TOMBSTONE_SECONDS])
             for u in uids
         ]
         with backend_errors(f"destroy_bulk of {len(uids)} specs", writes=True):

@@ -156,7 +156,10 @@ def test_destroy_with_and_without_rev(store: SpecStore, ctx: RequestContext) -> 
     with pytest.raises(ConflictError):
         store.destroy(ctx, spec.instance_uuid, rev=5)
     store.destroy(ctx, spec.instance_uuid, rev=1)
-    assert all_keys(store) == set()
+    uid = str(spec.instance_uuid)
+    assert all_keys(store) == {store.keys.tombstone_key(uid)}
+    assert store.client.get(store.keys.tombstone_key(uid)) == b"1"
+    assert 0 < store.client.ttl(store.keys.tombstone_key(uid)) <= 7 * 24 * 3600
     assert store.locate(spec.instance_uuid) is None
     with pytest.raises(SpecNotFoundError):
         store.destroy(ctx, spec.instance_uuid)
@@ -201,7 +204,29 @@ def test_destroy_bulk_leaves_specs_of_other_stores(store: SpecStore, ctx: Reques
     assert result.elsewhere == {str(specs[1].instance_uuid): "cell1"}
     assert result.missing == [absent]
     assert store.locate(specs[1].instance_uuid) == "cell1"
-    assert len(all_keys(store)) == 2
+    tombstones = {store.keys.tombstone_key(str(specs[i].instance_uuid)) for i in (0, 2, 3)}
+    assert all_keys(store) - tombstones == {
+        store.keys.spec_key("cell1", str(specs[1].instance_uuid)),
+        store.keys.location_key(str(specs[1].instance_uuid)),
+    }
+    assert tombstones <= all_keys(store)
+
+
+def test_a_rev_held_from_before_destroy_cannot_touch_the_recreated_spec(
+    store: SpecStore, ctx: RequestContext
+) -> None:
+    spec = typical_spec()
+    store.create(ctx, spec)
+    store.save(ctx, spec, rev=1)
+    stale_rev = store.get(ctx, spec.instance_uuid).rev
+    store.destroy(ctx, spec.instance_uuid)
+    assert store.create(ctx, spec) == stale_rev + 1  # revs continue above the old ones
+    with pytest.raises(ConflictError):
+        store.save(ctx, spec, rev=stale_rev)
+    with pytest.raises(ConflictError):
+        store.destroy(ctx, spec.instance_uuid, rev=stale_rev)
+    uid = str(spec.instance_uuid)
+    assert store.client.exists(store.keys.tombstone_key(uid)) == 0
 
 
 def test_corrupt_document_is_reported_and_not_overwritten_by_reads(

@@ -124,6 +124,13 @@ class TcpProxy:
     def forward(self) -> None:
         self.set_mode(FORWARD)
 
+    def heal(self) -> None:
+        """Back to normal: forward, listen, and forget any reply drop not yet used."""
+        self.set_mode(FORWARD)
+        with self._lock:
+            self._drop_replies = 0
+        self.accept_again()
+
     def blackhole(self) -> None:
         """From now on accept connections and read requests, but forward nothing."""
         self.set_mode(BLACKHOLE)
@@ -189,6 +196,7 @@ class TcpProxy:
             if self.mode != BLACKHOLE:
                 try:
                     upstream = socket.create_connection(self.upstream, timeout=2)
+                    upstream.settimeout(None)
                     upstream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 except OSError:
                     client.close()  # the server is down: the client sees the link close
