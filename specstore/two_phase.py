@@ -60,7 +60,7 @@ def move(
     record = _record(reply)
     _notify(hook, "intent", uid)
     try:
-        return _adopt_and_release(api, cell_backend, uid, cell, record, hook)
+        return _adopt_and_release(api, api_keys, cell_backend, uid, cell, record, hook)
     except BackendError as exc:
         # The intent landed, so the promote as a whole did write: say so.
         raise BackendError(exc.operation, exc.__cause__ or exc, may_have_written=True) from exc
@@ -68,14 +68,13 @@ def move(
 
 def _adopt_and_release(
     api: Backend,
+    api_keys: list[str],
     cell_backend: Backend,
     uid: str,
     cell: str,
     record: dict[str, object],
     hook: MoveHook | None,
 ) -> MoveOutcome:
-    api_keys = [api.keys.spec_key(API, uid), api.keys.location_key(uid)]
-
     cell_keys = [cell_backend.keys.spec_key(cell, uid), cell_backend.keys.location_key(uid)]
     with backend_errors(f"promote {uid} to {cell} (adopt)", writes=True):
         reply = lua.run_script(
