@@ -141,7 +141,8 @@ def demo(
     ctx: typer.Context,
     keep: Annotated[bool, typer.Option(help="Leave the demo's specs in the store.")] = False,
 ) -> None:
-    """Run the whole lifecycle: boot -> api store -> schedule -> promote -> resize -> export."""
+    """Run the lifecycle: boot, api store, schedule, promote, resize/revert/migrate/evacuate
+    under the same constraints, export."""
     from specstore.demo import run_demo
 
     with expected_errors():

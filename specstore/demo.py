@@ -1,4 +1,7 @@
-"""``specstore demo``: the lifecycle of one server's request spec, narrated."""
+"""``specstore demo``: the lifecycle of one server's request spec, narrated.
+
+boot -> api store -> schedule -> promote -> resize -> revert -> migrate -> evacuate -> export.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ import json
 import uuid
 from collections.abc import Callable
 
+from specstore import move_ops
 from specstore.bulk import export_specs
 from specstore.context import RequestContext
 from specstore.model import (
@@ -18,7 +22,6 @@ from specstore.model import (
     RequestSpec,
     SchedulerRetries,
 )
-from specstore.moves import MoveOperation, spec_for_move
 from specstore.records import reply_text
 from specstore.store import SpecStore
 
@@ -117,7 +120,7 @@ def run_demo(store: SpecStore, where: str, print_line: Printer, keep: bool = Fal
             "vcpus": 4,
         }
     )
-    plan = spec_for_move(stored.spec, MoveOperation.RESIZE, new_flavor=bigger, source_host=host)
+    plan = move_ops.resize(store, cell_ctx, uid, bigger, source_host=host)
     request = plan.request
     out(f"4. resize to {bigger.name}: the scheduler request keeps the boot constraints:")
     out(
@@ -133,16 +136,33 @@ def run_demo(store: SpecStore, where: str, print_line: Printer, keep: bool = Fal
         f"     NUMA cells={len(request.numa_topology.cells) if request.numa_topology else 0}  "
         f"ignore_hosts={request.ignore_hosts}  flavor={request.flavor.name}"
     )
-    new_rev = store.save(cell_ctx, plan.persist, rev=stored.rev)
     out(
-        f"   persisted spec now has flavor {plan.persist.flavor.name} (rev {new_rev}, "
-        "compare-and-set on the rev read)"
+        f"   persisted: flavor {plan.persist.flavor.name}, rev {plan.persist.rev} "
+        "(compare-and-set on the rev read)"
+    )
+
+    plan = move_ops.revert_resize(store, cell_ctx, uid, stored.spec.flavor)
+    out(
+        f"5. resize reverted: persisted flavor back to {plan.persist.flavor.name}, "
+        f"rev {plan.persist.rev}"
+    )
+    plan = move_ops.cold_migrate(store, cell_ctx, uid, source_host=host)
+    out(
+        f"6. cold migrate off {host}: request ignore_hosts={plan.request.ignore_hosts}, "
+        f"az={plan.request.availability_zone}; persisted ignore_hosts="
+        f"{plan.persist.ignore_hosts} (transient, never stored), rev {plan.persist.rev}"
+    )
+    plan = move_ops.evacuate(store, cell_ctx, uid, source_host="cmp-2")
+    out(
+        f"7. evacuate from the failed cmp-2: request ignore_hosts={plan.request.ignore_hosts}, "
+        f"group={plan.request.instance_group.policy if plan.request.instance_group else None}"
+        f", flavor={plan.request.flavor.name}, rev {plan.persist.rev}"
     )
 
     buffer = io.BytesIO()
     summary = export_specs(store, buffer, "jsonl", stores=[cell])
     out(
-        f"5. export of {cell}: {summary.exported} spec(s), {summary.bytes_written} bytes; this one:"
+        f"8. export of {cell}: {summary.exported} spec(s), {summary.bytes_written} bytes; this one:"
     )
     for line in buffer.getvalue().decode().splitlines():
         record = json.loads(line)
@@ -154,8 +174,8 @@ def run_demo(store: SpecStore, where: str, print_line: Printer, keep: bool = Fal
     if not keep:
         store.destroy(cell_ctx, uid)
         out(
-            f"6. destroyed the demo spec (use --keep to leave it); api store holds "
+            f"9. destroyed the demo spec (use --keep to leave it); api store holds "
             f"{'nothing' if store.locate(uid) is None else store.locate(uid)} for it"
         )
     else:
-        out(f"6. kept: inspect it with `specstore inspect {uid}`")
+        out(f"9. kept: inspect it with `specstore inspect {uid}`")

@@ -54,7 +54,12 @@ def test_demo_runs_on_the_embedded_default_with_no_server() -> None:
     assert "memory://" in out
     assert "specstore:api:spec:{" in out and "specstore:cell:cell1:spec:{" in out
     assert "availability_zone=az1" in out and "group=anti-affinity" in out
-    assert "flavor m1.large" in out
+    assert "persisted: flavor m1.large, rev 2" in out
+    assert "persisted flavor back to m1.medium, rev 3" in out
+    assert "cold migrate off cmp-7: request ignore_hosts=['cmp-7']" in out
+    assert "persisted ignore_hosts=None" in out
+    assert "evacuate from the failed cmp-2: request ignore_hosts=['cmp-2']" in out
+    assert '"rev": 5' in out
     assert "destroyed the demo spec" in out
 
 

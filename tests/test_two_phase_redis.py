@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from specstore import RequestContext, RequestSpec, SpecStore
+from specstore.bulk import repair
 from specstore.connection import connect
 from specstore.errors import BackendError, MoveInProgressError, SpecNotFoundError
 from specstore.keys import Keyspace
@@ -98,8 +99,9 @@ def test_api_copy_is_readable_but_frozen_while_a_move_is_half_done(
 STEPS = [None, "intent", "adopt", "release"]
 
 
-def test_crash_after_each_step_then_resume_leaves_one_home_for_1000_specs(
-    servers: tuple[RedisServer, RedisServer],
+@pytest.mark.parametrize("settle", ["resume_moves", "repair"])
+def test_crash_after_each_step_then_settling_leaves_one_home_for_1000_specs(
+    servers: tuple[RedisServer, RedisServer], settle: str
 ) -> None:
     plain = make_store(*servers)
     ctx = RequestContext(specs=plain)
@@ -122,12 +124,17 @@ def test_crash_after_each_step_then_resume_leaves_one_home_for_1000_specs(
     for uid in specs:
         with contextlib.suppress(CrashError):
             crashing.promote(ctx, uid, "cell1")
-    settled = plain.resume_moves(min_age_seconds=0)
+    half_done = {uid for uid, step in crash_at.items() if step in ("intent", "adopt")}
+    if settle == "resume_moves":
+        settled = plain.resume_moves(min_age_seconds=0)
+        expected_outcome = {"intent": "rolled_back", "adopt": "finished"}
+        assert settled == {uid: expected_outcome[str(crash_at[uid])] for uid in half_done}
+    else:
+        report = repair(plain)
+        assert {p.instance_uuid for p in report.plans} == half_done
+        assert all(p.resume_move_to == "cell1" for p in report.plans)
+        assert repair(plain, dry_run=True).found == 0
     assert plain.resume_moves(min_age_seconds=0) == {}
-    expected_outcome = {"intent": "rolled_back", "adopt": "finished"}
-    assert settled == {
-        uid: expected_outcome[step] for uid, step in crash_at.items() if step in expected_outcome
-    }
     for uid, spec in specs.items():
         expected_home = "api" if crash_at[uid] == "intent" else "cell1"
         assert homes(plain, uid) == [expected_home], uid
