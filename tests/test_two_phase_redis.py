@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -32,8 +33,9 @@ class CrashError(Exception):
 def servers() -> Iterator[tuple[RedisServer, RedisServer]]:
     api, cell = start_server(), start_server()
     yield api, cell
-    api.stop()
-    cell.stop()
+    for server in (api, cell):
+        server.stop()
+        shutil.rmtree(server.workdir, ignore_errors=True)
 
 
 def make_store(api: RedisServer, cell: RedisServer, **kwargs: object) -> SpecStore:
