@@ -14,11 +14,12 @@ from functools import partial
 from typing import BinaryIO, Literal
 
 import msgpack
+import redis
 
 from serializers.envelope import Version, format_version
 from serializers.nova import from_nova_primitive
 from specstore import lua, two_phase
-from specstore.connection import backend_errors
+from specstore.connection import backend_errors, is_wrong_type, read_hashes
 from specstore.errors import (
     CorruptDocumentError,
     DocumentError,
@@ -92,15 +93,13 @@ def spec_key_batches(
             yield backend, keys, resume
 
 
-def _hgetall_many(backend: Backend, keys: list[SpecKey]) -> list[dict[bytes, bytes]]:
-    if not keys:
-        return []
+NOT_A_HASH = "the key holds a value that is not a spec hash (written by something else)"
+
+
+def _hgetall_many(backend: Backend, keys: list[SpecKey]) -> list[dict[bytes, bytes] | None]:
+    """The spec hashes of ``keys`` in one pipeline; None for a key of another type."""
     with backend_errors(f"read {len(keys)} specs", writes=False):
-        pipe = backend.client.pipeline(transaction=False)
-        for item in keys:
-            pipe.hgetall(item.key)
-        replies: list[dict[bytes, bytes]] = pipe.execute()
-    return replies
+        return read_hashes(backend.client, [item.key for item in keys])
 
 
 # -- export -----------------------------------------------------------------------------------
@@ -126,6 +125,10 @@ def export_specs(
     summary = ExportSummary()
     for backend, keys, _ in spec_key_batches(store, stores, batch):
         for item, raw in zip(keys, _hgetall_many(backend, keys), strict=True):
+            if raw is None:
+                summary.skipped += 1
+                _note(summary.problems, f"{item.store} {item.instance_uuid}: {NOT_A_HASH}")
+                continue
             if not raw:
                 continue  # deleted since the scan saw it
             try:
@@ -418,6 +421,10 @@ def _migrate_batch(
     codec = store.codec
     stale: list[tuple[SpecKey, dict[bytes, bytes]]] = []
     for item, raw in zip(keys, _hgetall_many(backend, keys), strict=True):
+        if raw is None:
+            summary.failed += 1
+            _note(summary.problems, f"{item.store} {item.instance_uuid}: {NOT_A_HASH}")
+            continue
         if not raw:
             continue
         version = _schema_version(raw.get(b"schema", b"").decode("utf-8", "replace"), codec.schema)
@@ -496,12 +503,15 @@ def collect_stats(store: SpecStore, sample: int = 200, batch: int = 1000) -> dic
             pipe = backend.client.pipeline(transaction=False)
             for item in keys:
                 pipe.hget(item.key, "schema")
-            schemas = pipe.execute()
+            schemas = pipe.execute(raise_on_error=False)
+            for schema in schemas:
+                if isinstance(schema, Exception) and not is_wrong_type(schema):
+                    raise schema
         to_sample: list[SpecKey] = []
         for item, schema in zip(keys, schemas, strict=True):
             entry = stats.setdefault(item.store, StoreStats())
             entry.count += 1
-            entry.schemas[reply_text(schema) if schema else "(none)"] += 1
+            entry.schemas[_schema_label(schema)] += 1
             if entry.sampled + sum(1 for k in to_sample if k.store == item.store) < sample:
                 to_sample.append(item)
         for item, used in zip(to_sample, _memory_usage(backend, to_sample), strict=True):
@@ -509,6 +519,12 @@ def collect_stats(store: SpecStore, sample: int = 200, batch: int = 1000) -> dic
                 stats[item.store].sampled += 1
                 stats[item.store].sampled_bytes += used
     return stats
+
+
+def _schema_label(reply: object) -> str:
+    if isinstance(reply, Exception):
+        return "(not a hash)"
+    return reply_text(reply) if reply else "(none)"
 
 
 def _memory_usage(backend: Backend, keys: list[SpecKey]) -> list[int | None]:
@@ -534,6 +550,9 @@ class RepairReport:
     repaired: int = 0
     dry_run: bool = False
     found: int = 0
+    skipped: int = 0
+    """Instances left alone because a key of theirs holds something that is not a spec."""
+    problems: list[str] = field(default_factory=list)
 
 
 def repair(store: SpecStore, *, dry_run: bool = False, batch: int = 500) -> RepairReport:
@@ -546,7 +565,12 @@ def repair(store: SpecStore, *, dry_run: bool = False, batch: int = 500) -> Repa
             if uid in seen:
                 continue
             report.checked += 1
-            obs = observe(store, uid, extra_stores)
+            try:
+                obs = observe(store, uid, extra_stores)
+            except CorruptDocumentError as exc:
+                report.skipped += 1  # not ours to fix: left as it is
+                _note(report.problems, str(exc))
+                continue
             plan = plan_repair(obs)
             if plan.healthy:
                 continue
@@ -597,10 +621,14 @@ def observe(store: SpecStore, uid: str, extra_stores: Collection[str] = ()) -> O
             backend = topology.backend_for(validate_store_name(name))
         except SpecStoreError:
             continue
+        key = backend.keys.spec_key(name, uid)
         with backend_errors(f"repair {uid}", writes=False):
-            rev, moving = backend.client.hmget(
-                backend.keys.spec_key(name, uid), ["rev", "moving_to"]
-            )
+            try:
+                rev, moving = backend.client.hmget(key, ["rev", "moving_to"])
+            except redis.ResponseError as exc:
+                if not is_wrong_type(exc):
+                    raise
+                raise CorruptDocumentError(f"{name} {uid}: {NOT_A_HASH}") from None
         if rev is not None:
             copies[name] = Copy(int(rev), reply_text(moving) if moving else None)
             backend_of[name] = backend.name

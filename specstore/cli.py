@@ -368,7 +368,8 @@ def repair(
 
     The rule: settle interrupted moves; drop location records that point at nothing; keep the
     copy with the highest rev (ties: the one the location record names, then a cell copy over
-    the api copy) and remove the others. With --dry-run, exit 1 if anything needs repair.
+    the api copy) and remove the others. Exit 1 if a key was skipped
+    (it holds something that is not a spec) or, with --dry-run, if anything needs repair.
     """
     with expected_errors():
         store = settings(ctx).open_store()
@@ -378,9 +379,14 @@ def repair(
             store.close()
     for plan in report.plans:
         typer.echo(f"{plan.instance_uuid}: {plan.describe()}")
+    for problem in report.problems:
+        stderr.print(f"skipped {problem}", markup=False)
     verb = "need repair" if dry_run else "repaired"
-    typer.echo(f"checked {report.checked} instances: {report.found} {verb}")
-    raise typer.Exit(EXIT_PARTIAL if dry_run and report.found else EXIT_OK)
+    typer.echo(
+        f"checked {report.checked} instances: {report.found} {verb}, {report.skipped} skipped"
+    )
+    partial = report.skipped or (dry_run and report.found)
+    raise typer.Exit(EXIT_PARTIAL if partial else EXIT_OK)
 
 
 # -- stats --------------------------------------------------------------------------------------

@@ -16,8 +16,9 @@ send nothing, are not retried either, so a down server is reported at once.
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, TypeAlias
 from urllib.parse import urlsplit
 
@@ -40,17 +41,21 @@ def _no_retry() -> Retry:
 
 def connect(url: str, **options: Any) -> RedisClient:
     """A client for ``url``; extra keyword options go to redis-py."""
-    scheme = urlsplit(url).scheme
+    scheme = url.partition("://")[0].lower() if "://" in url else ""
     if scheme == "memory":
         return _memory_client(url)
     options.setdefault("retry", _no_retry())
-    if scheme in ("redis+cluster", "rediss+cluster"):
-        real_url = url.replace("+cluster", "", 1)
-        return RedisCluster.from_url(real_url, **options)
-    if scheme in ("redis", "rediss", "unix"):
-        options.setdefault("redis_connect_func", _handshake)
-        client: redis.Redis = redis.Redis.from_url(url, **options)
-        return client
+    try:
+        if scheme in ("redis+cluster", "rediss+cluster"):
+            real_url = url.replace("+cluster", "", 1)
+            return RedisCluster.from_url(real_url, **options)
+        if scheme in ("redis", "rediss", "unix"):
+            options.setdefault("redis_connect_func", _handshake)
+            client: redis.Redis = redis.Redis.from_url(url, **options)
+            return client
+    except (ValueError, TypeError) as exc:
+        # the message may quote the URL; say it again with the password hidden
+        raise InvalidInputError(f"invalid Redis URL {redact(url)}: {redact(str(exc))}") from None
     raise InvalidInputError(
         f"unsupported Redis URL scheme {scheme!r} (use memory://, redis://, rediss://, unix://, "
         "redis+cluster:// or rediss+cluster://)"
@@ -69,15 +74,25 @@ def _memory_client(url: str) -> RedisClient:
     return client
 
 
+_SECRET_PARAMS = re.compile(r"(?<=[?&])((?:ssl_)?password)=[^&#]*", re.IGNORECASE)
+
+
 def redact(url: str) -> str:
-    """``url`` with any password replaced, for messages and logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    return parts._replace(netloc=f"{user}:***@{host}{port}").geturl()
+    """``url`` with every password replaced by ``***``, for messages and logs.
+
+    Works on the text alone (no parsing of host or port), so a malformed URL is redacted too:
+    the user-info part before the last ``@`` keeps its user name, and ``password=`` /
+    ``ssl_password=`` query parameters lose their values.
+    """
+    scheme, sep, rest = url.partition("://")
+    if sep:
+        query_at = min((i for i in (rest.find("?"), rest.find("#")) if i >= 0), default=len(rest))
+        at = rest.rfind("@", 0, query_at)
+        user, colon, _ = rest[: max(at, 0)].partition(":")
+        if at >= 0 and colon:
+            rest = f"{user}:***{rest[at:]}"
+        url = f"{scheme}{sep}{rest}"
+    return _SECRET_PARAMS.sub(r"\1=***", url)
 
 
 class _HandshakeError(redis.ConnectionError):
@@ -114,3 +129,23 @@ def backend_errors(operation: str, *, writes: bool) -> Iterator[None]:
     except redis.RedisError as exc:
         may_have_written = writes and not _before_send(exc)
         raise BackendError(operation, exc, may_have_written=may_have_written) from exc
+
+
+def is_wrong_type(exc: BaseException) -> bool:
+    """True for Redis's WRONGTYPE reply: the key holds a value of another type."""
+    return isinstance(exc, redis.ResponseError) and str(exc).startswith("WRONGTYPE")
+
+
+def read_hashes(client: RedisClient, keys: Sequence[str]) -> list[dict[bytes, bytes] | None]:
+    """HGETALL of every key in one pipeline; None where a key holds something other than a hash
+    (written by someone else). Any other failure raises. Call inside :func:`backend_errors`."""
+    if not keys:
+        return []
+    pipe = client.pipeline(transaction=False)
+    for key in keys:
+        pipe.hgetall(key)
+    replies: list[Any] = pipe.execute(raise_on_error=False)
+    for reply in replies:
+        if isinstance(reply, Exception) and not is_wrong_type(reply):
+            raise reply
+    return [None if isinstance(reply, Exception) else reply for reply in replies]

@@ -52,13 +52,19 @@ def record_from_hash(store: str, instance_uuid: str, raw: dict[bytes, bytes]) ->
     return ExportRecord(instance_uuid, store, int(rev), doc, **meta)
 
 
-def to_json_line(record: ExportRecord, codec: DocumentCodec) -> str:
-    """The record as one JSON line (no newline); decodes (so validates) the document."""
+def _decode_own(record: ExportRecord, codec: DocumentCodec) -> RequestSpec:
+    """The record's spec; CorruptDocumentError when it names another instance."""
     spec = codec.decode(record.doc)
     if str(spec.instance_uuid) != record.instance_uuid:
         raise CorruptDocumentError(
             f"spec record {record.instance_uuid} holds instance {spec.instance_uuid}"
         )
+    return spec
+
+
+def to_json_line(record: ExportRecord, codec: DocumentCodec) -> str:
+    """The record as one JSON line (no newline); decodes (so validates) the document."""
+    spec = _decode_own(record, codec)
     line = _meta(record)
     line["document"] = json_codec.to_json_document(spec, codec)
     return json.dumps(line, sort_keys=True, separators=(",", ":"))
@@ -66,7 +72,7 @@ def to_json_line(record: ExportRecord, codec: DocumentCodec) -> str:
 
 def to_msgpack(record: ExportRecord, codec: DocumentCodec) -> bytes:
     """The record as one msgpack map; the document is validated but kept byte for byte."""
-    codec.decode(record.doc)
+    _decode_own(record, codec)
     item = _meta(record)
     item["doc"] = record.doc
     packed: bytes = msgpack.packb(item, use_bin_type=True)

@@ -116,6 +116,8 @@ class Keyspace:
         else:
             return None
         try:
-            return store, normalize_uuid(uuid_part)
+            canonical = normalize_uuid(uuid_part)
         except InvalidUUIDError:
             return None
+        # specstore writes the canonical form only; any other spelling is someone else's key
+        return (store, canonical) if canonical == uuid_part else None

@@ -71,7 +71,7 @@ def parse_record(
         raise CorruptDocumentError(f"spec record {instance_uuid} in {store!r} lacks doc or rev")
     try:
         spec = codec.decode(doc)
-    except CorruptDocumentError as exc:
+    except (CorruptDocumentError, IncompatibleSchemaError) as exc:
         raise type(exc)(f"spec {instance_uuid} in {store!r}: {exc}") from exc
     if str(spec.instance_uuid) != instance_uuid:
         raise CorruptDocumentError(

@@ -14,12 +14,21 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 from uuid import UUID
 
+import redis
+
 from serializers.msgpack_codec import DEFAULT_CODEC, DocumentCodec
 from specstore import lua, two_phase
-from specstore.connection import RedisClient, backend_errors, connect
+from specstore.connection import (
+    RedisClient,
+    backend_errors,
+    connect,
+    is_wrong_type,
+    read_hashes,
+)
 from specstore.context import RequestContext
 from specstore.errors import (
     BackendError,
+    CorruptDocumentError,
     DocumentError,
     SpecExistsError,
     SpecNotFoundError,
@@ -310,10 +319,14 @@ class SpecStore:
         """The spec of ``instance_uuid`` in the context's store, with its rev and metadata."""
         uid, store = normalize_uuid(instance_uuid), ctx.store_name
         backend = self.backend(store)
+        key = backend.keys.spec_key(store, uid)
         with backend_errors(f"get {uid}", writes=False):
-            raw = cast(
-                dict[bytes, bytes], backend.client.hgetall(backend.keys.spec_key(store, uid))
-            )
+            try:
+                raw = cast(dict[bytes, bytes], backend.client.hgetall(key))
+            except redis.ResponseError as exc:
+                if not is_wrong_type(exc):
+                    raise
+                raise _not_a_hash(uid, store) from None
         if not raw:
             raise SpecNotFoundError(uid, store, home=self._home_hint(uid))
         return parse_record(raw, store, uid, self.codec)
@@ -324,14 +337,14 @@ class SpecStore:
         backend = self.backend(store)
         uids = [normalize_uuid(u) for u in instance_uuids]
         with backend_errors(f"get_many of {len(uids)} specs", writes=False):
-            pipe = backend.client.pipeline(transaction=False)
-            for uid in uids:
-                pipe.hgetall(backend.keys.spec_key(store, uid))
-            replies: list[dict[bytes, bytes]] = pipe.execute() if uids else []
+            replies = read_hashes(backend.client, [backend.keys.spec_key(store, u) for u in uids])
         found: list[StoredSpec] = []
         missing: list[str] = []
         corrupt: dict[str, DocumentError] = {}
         for uid, raw in zip(uids, replies, strict=True):
+            if raw is None:
+                corrupt[uid] = _not_a_hash(uid, store)
+                continue
             if not raw:
                 missing.append(uid)
                 continue
@@ -374,3 +387,9 @@ class SpecStore:
         for keys, _ in scan_batches(backend.client, pattern, count):
             for key in keys:
                 yield reply_text(key)
+
+
+def _not_a_hash(uid: str, store: str) -> CorruptDocumentError:
+    return CorruptDocumentError(
+        f"spec key of {uid} in {store!r} holds a value that is not a spec hash"
+    )

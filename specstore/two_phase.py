@@ -15,6 +15,9 @@ A crash between steps leaves a marked api copy. :func:`resume_move` settles it b
   store, writable, exactly as saved. Calling ``promote`` again starts the move afresh.
 * the cell backend cannot be reached -> left as it is (reported), to be settled later.
 
+Step 2 never replaces what it did not write: when the cell key holds anything but this spec's
+copy, the move is rolled back at once and :class:`~specstore.errors.SpecExistsError` raised.
+
 So no crash point loses the spec, and none leaves it with two homes once settled.
 """
 
@@ -83,6 +86,10 @@ def _adopt_and_release(
             cell_keys,
             [cell, *(record.get(name, b"") for name in RECORD_FIELDS)],
         )
+    if reply_text(reply[0]) == "exists":
+        # something else sits at the cell key: leave it, and the spec writable in the api store
+        with backend_errors(f"promote {uid} to {cell} (roll back)", writes=True):
+            lua.run_script(api.client, lua.MOVE_ROLLBACK, api_keys[:1], [cell])
     check_reply(reply, uid, cell, None)
     _notify(hook, "adopt", uid)
 

@@ -9,13 +9,19 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
+from typing import Any, cast
 
 import pytest
 
 from specstore import RequestContext, RequestSpec, SpecStore
 from specstore.bulk import repair
 from specstore.connection import connect
-from specstore.errors import BackendError, MoveInProgressError, SpecNotFoundError
+from specstore.errors import (
+    BackendError,
+    MoveInProgressError,
+    SpecExistsError,
+    SpecNotFoundError,
+)
 from specstore.keys import Keyspace
 from specstore.model import strip_transient
 from specstore.topology import Backend, Topology
@@ -96,6 +102,32 @@ def test_api_copy_is_readable_but_frozen_while_a_move_is_half_done(
     healthy = make_store(*servers)
     assert healthy.promote(ctx, spec.instance_uuid, "cell1").moved
     assert homes(healthy, str(spec.instance_uuid)) == ["cell1"]
+
+
+@pytest.mark.parametrize(
+    "foreign",
+    [
+        {"owner": "someone else"},  # a hash that is not a spec copy
+        {"rev": "9", "doc": "x"},  # a rev, but no location record says the spec lives there
+    ],
+)
+def test_promote_across_servers_never_replaces_foreign_data_at_the_cell_key(
+    servers: tuple[RedisServer, RedisServer], foreign: dict[str, str]
+) -> None:
+    store = make_store(*servers)
+    ctx = RequestContext(specs=store)
+    spec = typical_spec()
+    spec.create(ctx)
+    uid = str(spec.instance_uuid)
+    cell = store.topology.cells["cell1"]
+    cell_key = cell.keys.spec_key("cell1", uid)
+    cell.client.hset(cell_key, mapping=cast(Any, foreign))
+    with pytest.raises(SpecExistsError):
+        store.promote(ctx, uid, "cell1")
+    assert cell.client.hgetall(cell_key) == {k.encode(): v.encode() for k, v in foreign.items()}
+    assert store.locate(uid) == "api"
+    spec.availability_zone = "az9"
+    assert store.save(ctx, spec, rev=1) == 2  # rolled back at once: writable in the api store
 
 
 STEPS = [None, "intent", "adopt", "release"]
