@@ -25,11 +25,17 @@ def redis_server() -> Iterator[RedisServer]:
 
 
 @pytest.fixture
-def real_store(redis_server: RedisServer) -> Iterator[SpecStore]:
+def url(redis_server: RedisServer) -> str:
+    """The URL of the session's redis-server, emptied for the test."""
     client = redis_server.client()
     client.flushall()
     client.close()
-    store = SpecStore.from_url(redis_server.url)
+    return redis_server.url
+
+
+@pytest.fixture
+def real_store(url: str) -> Iterator[SpecStore]:
+    store = SpecStore.from_url(url)
     yield store
     store.close()
 

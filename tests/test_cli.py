@@ -16,7 +16,6 @@ import pytest
 from serializers.envelope import encode_envelope
 from specstore import RequestContext, SpecStore
 from tests.factories import typical_spec
-from tests.support.redis_server import RedisServer
 
 FIXTURES = Path(__file__).parent / "fixtures" / "nova"
 
@@ -79,14 +78,6 @@ def test_redis_down_is_one_line_and_exit_2() -> None:
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "redis failed during" in lines[0]
-
-
-@pytest.fixture
-def url(redis_server: RedisServer) -> str:
-    client = redis_server.client()
-    client.flushall()
-    client.close()
-    return redis_server.url
 
 
 @pytest.mark.redis

@@ -55,7 +55,7 @@ from specstore.keys import API, Keyspace, normalize_uuid, validate_cell_name
 from specstore.model import Flavor, RequestSpec
 from specstore.store import SpecStore
 from tests.factories import typical_spec
-from tests.support.redis_server import RedisServer, free_port
+from tests.support.redis_server import free_port
 from tests.test_cli import run_cli
 
 pytestmark = pytest.mark.reliability
@@ -483,14 +483,6 @@ def write_record(
     }
     client.hset(keys.spec_key(store, uid), mapping=cast(Any, record))
     client.set(keys.location_key(uid), store)
-
-
-@pytest.fixture
-def url(redis_server: RedisServer) -> str:
-    client = redis_server.client()
-    client.flushall()
-    client.close()
-    return redis_server.url
 
 
 @dataclass
