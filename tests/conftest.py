@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import shutil
 from collections.abc import Iterator
 
 import pytest
@@ -20,8 +19,7 @@ def redis_server() -> Iterator[RedisServer]:
     """A real redis-server on a free loopback port, no persistence; flushed per test."""
     server = start_server()
     yield server
-    server.stop()
-    shutil.rmtree(server.workdir, ignore_errors=True)
+    server.discard()
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -40,8 +39,7 @@ def servers() -> Iterator[tuple[RedisServer, RedisServer]]:
     api, cell = start_server(), start_server()
     yield api, cell
     for server in (api, cell):
-        server.stop()
-        shutil.rmtree(server.workdir, ignore_errors=True)
+        server.discard()
 
 
 def make_store(api: RedisServer, cell: RedisServer, **kwargs: object) -> SpecStore:

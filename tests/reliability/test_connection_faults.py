@@ -15,7 +15,6 @@ scripts are loaded again and no acknowledged write (AOF, fsync always) is lost.
 from __future__ import annotations
 
 import random
-import shutil
 import threading
 import time
 import uuid
@@ -98,8 +97,7 @@ def server_and_proxy() -> Iterator[tuple[RedisServer, TcpProxy]]:
     proxy = TcpProxy(server.port)
     yield server, proxy
     proxy.stop()
-    server.stop(kill=True)
-    shutil.rmtree(server.workdir, ignore_errors=True)
+    server.discard(kill=True)
 
 
 FAULT_TOTALS: dict[str, int] = {}

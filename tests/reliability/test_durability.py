@@ -13,7 +13,6 @@ data.
 from __future__ import annotations
 
 import random
-import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -136,8 +135,7 @@ class Writer(threading.Thread):
 def aof_server() -> Iterator[RedisServer]:
     server = start_server(AOF)
     yield server
-    server.stop(kill=True)
-    shutil.rmtree(server.workdir, ignore_errors=True)
+    server.discard(kill=True)
 
 
 def read_version(store: SpecStore, uid: str) -> Version | None:

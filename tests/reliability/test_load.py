@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import multiprocessing
 import random
-import shutil
 import time
 import traceback
 import uuid
@@ -168,8 +167,7 @@ class Generation:
 def load_server() -> Iterator[RedisServer]:
     server = start_server()
     yield server
-    server.stop()
-    shutil.rmtree(server.workdir, ignore_errors=True)
+    server.discard()
 
 
 def collect_generations(

@@ -88,7 +88,7 @@ def acl_url(server: RedisServer, password: str = ACL_PASSWORD) -> str:
 def acl_server() -> Iterator[RedisServer]:
     server = start_server()
     yield server
-    server.stop()
+    server.discard()
 
 
 @pytest.fixture

@@ -105,6 +105,11 @@ class RedisServer:
     def client(self) -> redis.Redis:
         return redis.Redis(port=self.port)
 
+    def discard(self, kill: bool = False) -> None:
+        """Stop the server for good and remove its working directory."""
+        self.stop(kill=kill)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
 
 def start_server(extra_args: list[str] | None = None) -> RedisServer:
     server = RedisServer(
