@@ -35,10 +35,10 @@ from specstore.export_format import (
     to_msgpack,
 )
 from specstore.keys import API, normalize_uuid, validate_store_name
-from specstore.records import reply_text
-from specstore.repair_rules import Copy, Observation, Plan, plan_repair
+from specstore.records import reply_error, reply_text
+from specstore.repair_rules import Observation, Plan, Record, plan_repair
 from specstore.scan import ScanPosition, scan_batches
-from specstore.store import SpecStore
+from specstore.store import SpecStore, run_batch
 from specstore.topology import Backend
 
 ExportFormat = Literal["jsonl", "msgpack"]
@@ -131,6 +131,8 @@ def export_specs(
                 continue
             if not raw:
                 continue  # deleted since the scan saw it
+            if b"moving_to" in raw and store.locate(item.instance_uuid) != item.store:
+                continue  # the frozen source of a move whose cell copy took over
             try:
                 record = record_from_hash(item.store, item.instance_uuid, raw)
                 if fmt == "jsonl":
@@ -166,6 +168,8 @@ class ImportSummary:
     unchanged: int = 0
     existing: int = 0
     rejected: int = 0
+    failed: int = 0
+    """Valid records that Redis failed to write (see ``problems``; re-running retries them)."""
     dry_run: bool = False
     problems: list[str] = field(default_factory=list)
     """"line N: reason" for rejected records, then existing specs that were kept."""
@@ -173,7 +177,7 @@ class ImportSummary:
     @property
     def complete(self) -> bool:
         """True when every record was imported (or already stored unchanged)."""
-        return self.rejected == 0 and self.existing == 0
+        return self.rejected == 0 and self.existing == 0 and self.failed == 0
 
 
 def read_records(
@@ -310,18 +314,23 @@ def _restore(
     summary: ImportSummary,
     progress: Progress | None,
 ) -> None:
+    """Write one batch of records, each through the authority: a record never makes a second
+    home, and its rev continues the instance's lineage.
+
+    Stores on the api backend take one pipeline. For a cell on its own backend, a spec that
+    already lives there is restored in place (one pipeline there); any other record claims
+    the instance at the authority, is adopted by the cell and committed (one pipeline each).
+    """
     by_backend: dict[int, tuple[Backend, list[ExportRecord]]] = {}
     for record in records:
         backend = store.backend(record.store)
         by_backend.setdefault(id(backend), (backend, []))[1].append(record)
     for backend, group in by_backend.values():
+        remote = backend is not store.topology.api
         calls: list[lua.Call] = [
             (
                 lua.RESTORE,
-                [
-                    backend.keys.spec_key(r.store, r.instance_uuid),
-                    backend.keys.location_key(r.instance_uuid),
-                ],
+                backend.keys.home_keys(r.store, r.instance_uuid),
                 [
                     r.store,
                     r.doc,
@@ -332,26 +341,80 @@ def _restore(
                     r.created_at,
                     r.updated_at,
                     "1" if overwrite else "",
+                    "" if remote else "1",
                 ],
             )
             for r in group
         ]
-        with backend_errors(f"import of {len(calls)} specs", writes=True):
-            replies = lua.run_scripts_pipelined(backend.client, calls)
+        replies = run_batch(backend, calls, f"import of {len(calls)} specs")
+        unclaimed: list[ExportRecord] = []
         for record, reply in zip(group, replies, strict=True):
-            if isinstance(reply, Exception):
-                raise SpecStoreError(f"import of {record.instance_uuid} failed: {reply}")
-            status, outcome = reply_text(reply[0]), reply_text(reply[1])
-            if status == "ok":
-                setattr(summary, outcome, getattr(summary, outcome) + 1)
+            if isinstance(reply, SpecStoreError):
+                _import_failed(summary, record, reply)
+            elif reply_text(reply[0]) == "unclaimed":
+                unclaimed.append(record)
             else:
-                summary.existing += 1
-                _note(
-                    summary.problems,
-                    f"{record.instance_uuid}: kept the spec already in {outcome!r}",
-                )
+                _count_restore(summary, record, reply)
+        for cell, cell_records in _by_store(unclaimed).items():
+            _restore_through_authority(store, cell, cell_records, summary)
     if progress is not None and records:
         progress(len(records))
+
+
+def _by_store(records: list[ExportRecord]) -> dict[str, list[ExportRecord]]:
+    grouped: dict[str, list[ExportRecord]] = {}
+    for record in records:
+        grouped.setdefault(record.store, []).append(record)
+    return grouped
+
+
+def _restore_through_authority(
+    store: SpecStore, cell: str, records: list[ExportRecord], summary: ImportSummary
+) -> None:
+    copies = [
+        two_phase.NewCopy(
+            r.instance_uuid,
+            r.doc,
+            r.rev,
+            r.schema,
+            r.project_id,
+            r.user_id,
+            r.created_at,
+            r.updated_at,
+        )
+        for r in records
+    ]
+    results = two_phase.create_copies(
+        store.topology.api, store.backend(cell), cell, copies, store.moves, store.clock()
+    )
+    for record, result in zip(records, results, strict=True):
+        if result.status == "created":
+            summary.created += 1
+        elif result.status in ("exists", "moving"):
+            _kept_existing(summary, record, result.home)
+        else:
+            assert result.error is not None
+            _import_failed(summary, record, result.error)
+
+
+def _count_restore(summary: ImportSummary, record: ExportRecord, reply: list[object]) -> None:
+    status, outcome = reply_text(reply[0]), reply_text(reply[1])
+    if status == "ok":
+        setattr(summary, outcome, getattr(summary, outcome) + 1)
+    elif status in ("exists", "moving"):
+        _kept_existing(summary, record, outcome)
+    else:
+        _import_failed(summary, record, reply_error(reply, record.instance_uuid))
+
+
+def _kept_existing(summary: ImportSummary, record: ExportRecord, home: str) -> None:
+    summary.existing += 1
+    _note(summary.problems, f"{record.instance_uuid}: kept the spec already in {home!r}")
+
+
+def _import_failed(summary: ImportSummary, record: ExportRecord, error: SpecStoreError) -> None:
+    summary.failed += 1
+    _note(summary.problems, f"{record.instance_uuid}: not imported: {error}")
 
 
 # -- migrate ----------------------------------------------------------------------------------
@@ -605,64 +668,113 @@ def _repair_candidates(store: SpecStore, batch: int) -> Iterator[dict[str, set[s
 
 
 def observe(store: SpecStore, uid: str, extra_stores: Collection[str] = ()) -> Observation:
-    """Copies and location records of ``uid`` in every store that could hold it."""
+    """The authority, the cells' own records and the copies of ``uid`` in every store that
+    could hold it; CorruptDocumentError when a key of it holds something specstore did not
+    write."""
     topology = store.topology
-    locations: dict[str, str] = {}
-    for backend in topology.backends():
-        with backend_errors(f"repair {uid}", writes=False):
-            value = backend.client.get(backend.keys.location_key(uid))
-        if value is not None:
-            locations[backend.name] = reply_text(value)
-    candidates = {API, *extra_stores, *locations.values(), *topology.cells}
-    copies: dict[str, Copy] = {}
+    api = topology.api
+    with backend_errors(f"repair {uid}", writes=False):
+        now_ms = _server_ms(api)
+        authority = _read_record(api, uid, now_ms)
+        cell_records: dict[str, Record] = {}
+        for backend in topology.backends()[1:]:
+            record = _read_record(backend, uid, now_ms)
+            if record is not None:
+                cell_records[backend.name] = record
+    candidates = {API, *extra_stores, *topology.cells}
+    if authority is not None and authority.store:
+        candidates.add(authority.store)
+    copies: dict[str, int] = {}
     backend_of: dict[str, str] = {}
     for name in sorted(candidates):
         try:
             backend = topology.backend_for(validate_store_name(name))
         except SpecStoreError:
             continue
+        backend_of[name] = backend.name
         key = backend.keys.spec_key(name, uid)
         with backend_errors(f"repair {uid}", writes=False):
             try:
-                rev, moving = backend.client.hmget(key, ["rev", "moving_to"])
+                rev = backend.client.hget(key, "rev")
             except redis.ResponseError as exc:
                 if not is_wrong_type(exc):
                     raise
                 raise CorruptDocumentError(f"{name} {uid}: {NOT_A_HASH}") from None
         if rev is not None:
-            copies[name] = Copy(int(rev), reply_text(moving) if moving else None)
-            backend_of[name] = backend.name
-    return Observation(uid, copies, locations, backend_of, topology.api.name)
+            if not rev.isdigit():
+                raise CorruptDocumentError(f"{name} {uid}: the spec record has a bad rev")
+            copies[name] = int(rev)
+    return Observation(uid, authority, copies, cell_records, backend_of, api.name)
+
+
+def _server_ms(backend: Backend) -> int:
+    seconds, micros = backend.client.time()
+    return int(seconds) * 1000 + int(micros) // 1000
+
+
+def _read_record(backend: Backend, uid: str, now_ms: int) -> Record | None:
+    key = backend.keys.location_key(uid)
+    try:
+        raw = {reply_text(k): reply_text(v) for k, v in backend.client.hgetall(key).items()}
+    except redis.ResponseError as exc:
+        if not is_wrong_type(exc):
+            raise
+        raise CorruptDocumentError(f"the location record of {uid} is not a hash") from None
+    if not raw:
+        return None
+    try:
+        return Record(
+            store=raw["store"] or None,
+            rev=int(raw.get("rev", "0")),
+            epoch=int(raw.get("epoch", "0")),
+            state=raw["state"],
+            move_id=raw.get("move_id"),
+            move_to=raw.get("move_to"),
+            lease_expired=int(raw.get("lease_until", "0")) < now_ms,
+        )
+    except (KeyError, ValueError):
+        raise CorruptDocumentError(
+            f"the location record of {uid} on {backend.name} holds data specstore did not write"
+        ) from None
 
 
 def apply_plan(store: SpecStore, obs: Observation, plan: Plan) -> None:
+    """Carry out ``plan``; every write is conditional on what ``obs`` saw."""
     topology = store.topology
     backends = {b.name: b for b in topology.backends()}
     uid = plan.instance_uuid
-    if plan.resume_move_to is not None:
-        cell = plan.resume_move_to
-        two_phase.resume_move(topology.api, topology.backend_for(cell), uid, cell)
+    ttl = store.moves.buried_seconds
+    if plan.settle_move is not None:
+        cell, move_id, epoch = plan.settle_move
+        two_phase.give_up(store.route(cell, uid), two_phase.OpenMove(move_id, epoch), store.moves)
         return
+    if plan.finish_destroy is not None:
+        cell, epoch, rev = plan.finish_destroy
+        two_phase.tell_destroyed(store.route(cell, uid), epoch, rev, store.moves)
+    authority = obs.authority
+    epoch = authority.epoch if authority is not None else 0
     with backend_errors(f"repair {uid}", writes=True):
+        if plan.set_authority is not None:
+            home, rev = plan.set_authority
+            seen = "" if authority is None else str(authority.epoch)
+            epoch += 1
+            lua.run_script(
+                topology.api.client,
+                lua.LOC_REPAIR,
+                [topology.api.keys.location_key(uid)],
+                [seen, home, rev, epoch, ttl],
+            )
         for name, rev in plan.drop.items():
             backend = topology.backend_for(name)
             lua.run_script(
                 backend.client, lua.DROP_COPY, [backend.keys.spec_key(name, uid)], [str(rev)]
             )
-        if plan.set_location is not None:
-            backend = backends[plan.set_location[0]]
-            seen = obs.locations.get(backend.name, "")
+        for backend_name, (home, rev) in plan.set_cell_records.items():
+            backend = backends[backend_name]
+            own = obs.cell_records.get(backend_name)
             lua.run_script(
                 backend.client,
-                lua.SET_LOCATION,
+                lua.LOC_REPAIR,
                 [backend.keys.location_key(uid)],
-                [seen, plan.set_location[1]],
-            )
-        for name in plan.delete_locations:
-            backend = backends[name]
-            lua.run_script(
-                backend.client,
-                lua.SET_LOCATION,
-                [backend.keys.location_key(uid)],
-                [obs.locations[name], ""],
+                ["" if own is None else str(own.epoch), home, rev, epoch if home else "", ttl],
             )

@@ -133,6 +133,24 @@ class MoveInProgressError(StoreError):
         self.cell = cell
 
 
+class MoveAbortedError(StoreError):
+    """A move to a cell on another backend was given up while this call ran.
+
+    Its lease expired and ``resume_moves``/``repair`` settled it, or the spec was destroyed or
+    moved meanwhile; ``outcome`` says how it was settled. Nothing of this call's move remains:
+    locate the spec and promote again if it should still move.
+    """
+
+    def __init__(self, instance_uuid: str, cell: str, outcome: str) -> None:
+        super().__init__(
+            f"the move of request spec {instance_uuid} to {cell!r} was given up while it ran "
+            f"({outcome.replace('_', ' ')}); locate the spec and promote again if needed"
+        )
+        self.instance_uuid = instance_uuid
+        self.cell = cell
+        self.outcome = outcome
+
+
 class UnknownStoreError(StoreError):
     """The context names a cell the topology does not know."""
 
@@ -152,3 +170,15 @@ class BackendError(StoreError):
         )
         self.operation = operation
         self.may_have_written = may_have_written
+
+
+class BatchWriteError(BackendError):
+    """Part of a batch write failed at Redis; ``result`` says per spec what landed, what
+    failed (nothing of it was written) and what is unknown (it may have landed: re-read those
+    before retrying)."""
+
+    def __init__(
+        self, operation: str, cause: BaseException, result: object, *, may_have_written: bool
+    ) -> None:
+        super().__init__(operation, cause, may_have_written=may_have_written)
+        self.result = result

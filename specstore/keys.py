@@ -6,8 +6,12 @@ them atomically. With the default prefix::
 
     specstore:api:spec:{<uuid>}            HASH    the spec while it lives in the api store
     specstore:cell:<cell>:spec:{<uuid>}    HASH    the spec once promoted to <cell>
-    specstore:loc:{<uuid>}                 STRING  "api" or the cell name: where it lives now
-    specstore:gone:{<uuid>}                STRING  last rev of a destroyed spec (expires)
+    specstore:loc:{<uuid>}                 HASH    the location record: store, rev, epoch,
+                                                   state, and any move in progress
+
+On the api backend the location record is the authority for the instance (where its spec
+lives, its rev lineage, the open move); on a cell's own backend it says what that backend holds
+(see ``specstore/scripts/_lib.lua`` and :mod:`specstore.two_phase`).
 
 Instance UUIDs are parsed and written in canonical form, and cell names and prefixes are
 checked, before they become part of a key: no glob characters, braces or colons get in.
@@ -75,19 +79,24 @@ class Keyspace:
         return f"{self.prefix}:cell:{store}:spec:{{{instance_uuid}}}"
 
     def location_key(self, instance_uuid: str) -> str:
+        """Key of the location record HASH of ``instance_uuid``."""
         return f"{self.prefix}:loc:{{{instance_uuid}}}"
 
-    def tombstone_key(self, instance_uuid: str) -> str:
-        """Last rev of a destroyed spec, so that a re-created one continues above it."""
-        return f"{self.prefix}:gone:{{{instance_uuid}}}"
+    def home_keys(self, store: str, instance_uuid: str) -> list[str]:
+        """[spec key in ``store``, location key]: what a write to one store touches."""
+        return [self.spec_key(store, instance_uuid), self.location_key(instance_uuid)]
 
-    def lifecycle_keys(self, store: str, instance_uuid: str) -> list[str]:
-        """[spec key in ``store``, location key, tombstone key]: what create/destroy touch."""
-        return [
-            self.spec_key(store, instance_uuid),
-            self.location_key(instance_uuid),
-            self.tombstone_key(instance_uuid),
-        ]
+    def parse_location_key(self, key: str) -> str | None:
+        """The instance uuid of a location key under this prefix, or None for other keys."""
+        head, tail = f"{self.prefix}:loc:{{", "}"
+        if not (key.startswith(head) and key.endswith(tail)):
+            return None
+        uid = key[len(head) : -len(tail)]
+        try:
+            canonical = normalize_uuid(uid)
+        except InvalidUUIDError:
+            return None
+        return canonical if canonical == uid else None
 
     def spec_pattern(self, store: str | None = None) -> str:
         """SCAN MATCH pattern for the spec keys of one store (or of every store)."""

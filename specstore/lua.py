@@ -1,4 +1,8 @@
-"""Load the Lua scripts once and call them by SHA (re-loading after a server restart)."""
+"""Load the Lua scripts once and call them by SHA (re-loading after a server restart).
+
+Every script is sent with ``_lib.lua`` (the location record's reader and writers) in front of
+it, so the record's layout is written down once.
+"""
 
 from __future__ import annotations
 
@@ -22,7 +26,10 @@ class LuaScript:
 
     @classmethod
     def load(cls, name: str) -> LuaScript:
-        source = resources.files("specstore.scripts").joinpath(f"{name}.lua").read_text("utf-8")
+        scripts = resources.files("specstore.scripts")
+        source = scripts.joinpath("_lib.lua").read_text("utf-8") + "\n" + scripts.joinpath(
+            f"{name}.lua"
+        ).read_text("utf-8")
         return cls(name, source, hashlib.sha1(source.encode("utf-8")).hexdigest())
 
 
@@ -32,11 +39,14 @@ PROMOTE = LuaScript.load("promote")
 DESTROY = LuaScript.load("destroy")
 RESTORE = LuaScript.load("restore")
 DROP_COPY = LuaScript.load("drop_copy")
-SET_LOCATION = LuaScript.load("set_location")
-MOVE_INTENT = LuaScript.load("move_intent")
-MOVE_ADOPT = LuaScript.load("move_adopt")
-MOVE_RELEASE = LuaScript.load("move_release")
-MOVE_ROLLBACK = LuaScript.load("move_rollback")
+LOC_REPAIR = LuaScript.load("loc_repair")
+MOVE_BEGIN = LuaScript.load("move_begin")
+MOVE_CLAIM = LuaScript.load("move_claim")
+MOVE_COMMIT = LuaScript.load("move_commit")
+MOVE_ABORT = LuaScript.load("move_abort")
+MOVE_DESTROYED = LuaScript.load("move_destroyed")
+CELL_ADOPT = LuaScript.load("cell_adopt")
+CELL_FENCE = LuaScript.load("cell_fence")
 
 
 def run_script(client: RedisClient, script: LuaScript, keys: list[str], args: list[Any]) -> Any:

@@ -115,4 +115,17 @@ def check_reply(reply: Any, instance_uuid: str, store: str, expected_rev: int | 
         )
     if status == "conflict":
         raise ConflictError(instance_uuid, expected_rev or 0, int(rest[0]))
+    if status == "foreign":
+        raise CorruptDocumentError(
+            f"the {rest[0]} of {instance_uuid} holds data specstore did not write; left as is"
+        )
     raise StoreError(f"unexpected script reply {fields!r}")  # pragma: no cover
+
+
+def reply_error(reply: Any, instance_uuid: str) -> StoreError:
+    """The typed error a refusing script reply stands for (a batch reports it per spec)."""
+    try:
+        check_reply(reply, instance_uuid, "api", None)
+    except StoreError as exc:
+        return exc
+    return StoreError(f"unexpected script reply {reply!r} for {instance_uuid}")  # pragma: no cover

@@ -1,16 +1,22 @@
 """The repair rule (pure): what to do with one instance's copies and location records.
 
-An instance is healthy when exactly one store holds a copy of its spec, the location record
-on that store's backend names that store, and no other backend has a location record for it.
-Anything else is repaired by this rule:
+The authority (the location record on the api backend) decides; copies and cell records that
+disagree with it are what repair removes. An instance is healthy when the authority names one
+store, that store holds the copy, no other store holds one, and a cell on its own backend has
+a live record for it (under the authority's epoch) exactly when it is the home.
 
-1. The api copy is marked ``moving_to`` (a two-phase move was interrupted): settle the move
-   (finish it if the cell copy exists, else roll it back; see :mod:`specstore.two_phase`).
-2. No copy exists: delete the location records (they point at nothing).
-3. Otherwise keep one copy: the highest rev; on a tie the one a location record names (the
-   api backend's record first); then a cell copy over the api copy (it was promoted); then the
-   first store name in sort order. Delete the other copies (only if their rev is unchanged),
-   point the keeper's backend's location record at the keeper and delete the others.
+1. An open move (see :mod:`specstore.two_phase`): if its lease expired, settle it (through the
+   cell: finish, bury or roll back); else leave it to its mover.
+2. The authority names a store that holds the copy: keep it; drop every other copy (only if
+   its rev is unchanged); bury other live cell records; give the home's cell its record.
+3. The authority names a store without the copy: if that cell's own record shows the copy
+   destroyed under the authority's epoch, finish the destroy (bury at the authority). Else
+   keep the best other copy (below) and point the authority at it under a new epoch; with no
+   copy left, bury the instance (its rev is kept).
+4. The authority shows the instance destroyed: the destroy wins; any copy is dropped.
+5. No authority record (data written before it existed): keep the best copy -- the highest
+   rev; on a tie the one a cell record names, then a cell copy over the api copy, then the
+   first store name -- and record it at the authority.
 """
 
 from __future__ import annotations
@@ -21,9 +27,16 @@ from specstore.keys import API
 
 
 @dataclass(frozen=True)
-class Copy:
+class Record:
+    """A location record: the authority's, or a cell backend's own."""
+
+    store: str | None
     rev: int
-    moving_to: str | None = None
+    epoch: int
+    state: str
+    move_id: str | None = None
+    move_to: str | None = None
+    lease_expired: bool = False
 
 
 @dataclass(frozen=True)
@@ -31,12 +44,14 @@ class Observation:
     """What the backends hold for one instance."""
 
     instance_uuid: str
-    copies: dict[str, Copy]
-    """store -> its copy."""
-    locations: dict[str, str]
-    """backend name -> the store its location record names."""
+    authority: Record | None
+    """The api backend's record; None when there is none."""
+    copies: dict[str, int]
+    """store -> rev of its copy."""
+    cell_records: dict[str, Record] = field(default_factory=dict)
+    """backend name -> its own record (cells' own backends only)."""
     backend_of: dict[str, str] = field(default_factory=dict)
-    """store -> name of the backend holding it (for every store in ``copies``)."""
+    """store -> name of the backend holding it."""
     api_backend: str = "default"
 
 
@@ -45,51 +60,127 @@ class Plan:
     """Actions for one instance; empty when it is healthy."""
 
     instance_uuid: str
-    resume_move_to: str | None = None
+    settle_move: tuple[str, str, int] | None = None
+    """(cell, move id, epoch) of an expired move to settle."""
+    move_running: bool = False
+    """An open move within its lease: left to its mover."""
+    finish_destroy: tuple[str, int, int] | None = None
+    """(cell, epoch, last rev): the cell destroyed its copy; tell the authority."""
     keep: str | None = None
     drop: dict[str, int] = field(default_factory=dict)
     """store -> rev of a copy to delete."""
-    set_location: tuple[str, str] | None = None
-    """(backend name, store) to write."""
-    delete_locations: tuple[str, ...] = ()
-    """backend names whose location record goes."""
+    set_authority: tuple[str, int] | None = None
+    """(store, rev) to record at the authority under a new epoch; store "" buries."""
+    set_cell_records: dict[str, tuple[str, int]] = field(default_factory=dict)
+    """backend name -> (store, rev) for the home's cell record ("" buries a stray one)."""
 
     @property
     def healthy(self) -> bool:
-        return not (self.resume_move_to or self.drop or self.set_location or self.delete_locations)
+        return not (
+            self.settle_move
+            or self.finish_destroy
+            or self.drop
+            or self.set_authority
+            or self.set_cell_records
+        )
 
     def describe(self) -> str:
+        if self.move_running:
+            return "a move is in progress (within its lease): left to its mover"
         if self.healthy:
             return "healthy"
         parts = []
-        if self.resume_move_to:
-            parts.append(f"settle the interrupted move to {self.resume_move_to}")
+        if self.settle_move:
+            parts.append(f"settle the interrupted move to {self.settle_move[0]}")
+        if self.finish_destroy:
+            parts.append(f"finish the destroy in {self.finish_destroy[0]}")
         if self.keep:
             parts.append(f"keep the copy in {self.keep}")
         parts += [f"drop the copy in {s} (rev {r})" for s, r in sorted(self.drop.items())]
-        if self.set_location:
-            parts.append(f"set location to {self.set_location[1]} on {self.set_location[0]}")
-        parts += [f"delete the location record on {b}" for b in self.delete_locations]
+        if self.set_authority:
+            store = self.set_authority[0]
+            parts.append(f"record {store} as the home" if store else "bury the location record")
+        for backend, (store, _) in sorted(self.set_cell_records.items()):
+            what = f"record {store} on {backend}" if store else f"bury the record on {backend}"
+            parts.append(what)
         return "; ".join(parts)
 
 
 def plan_repair(obs: Observation) -> Plan:
-    api_copy = obs.copies.get(API)
-    if api_copy is not None and api_copy.moving_to:
-        return Plan(obs.instance_uuid, resume_move_to=api_copy.moving_to)
+    uid, authority = obs.instance_uuid, obs.authority
+    if authority is not None and authority.move_id is not None:
+        if not authority.lease_expired:
+            return Plan(uid, move_running=True)
+        return Plan(uid, settle_move=(authority.move_to or "", authority.move_id, authority.epoch))
+    if authority is not None and authority.store is None and authority.state != "live":
+        return _buried(obs)
+    home = authority.store if authority is not None else None
+    if home is not None and home in obs.copies:
+        return _keep(obs, home, new_epoch=False)
+    if home is not None:
+        record = obs.cell_records.get(obs.backend_of.get(home, ""))
+        if (
+            authority is not None
+            and record is not None
+            and record.state == "destroyed"
+            and record.epoch == authority.epoch
+        ):
+            return Plan(uid, finish_destroy=(home, authority.epoch, record.rev))
     if not obs.copies:
-        return Plan(obs.instance_uuid, delete_locations=tuple(sorted(obs.locations)))
+        if authority is not None:
+            return Plan(uid, set_authority=("", authority.rev))
+        return _bury_stray_records(obs, Plan(uid))
     keeper = min(obs.copies, key=lambda store: _rank(obs, store))
+    return _keep(obs, keeper, new_epoch=True)
+
+
+def _keep(obs: Observation, keeper: str, *, new_epoch: bool) -> Plan:
+    rev = obs.copies[keeper]
+    drop = {store: r for store, r in obs.copies.items() if store != keeper}
     keeper_backend = obs.backend_of.get(keeper, obs.api_backend)
-    drop = {store: c.rev for store, c in obs.copies.items() if store != keeper}
-    set_location = None
-    if obs.locations.get(keeper_backend) != keeper:
-        set_location = (keeper_backend, keeper)
-    stale = tuple(sorted(b for b in obs.locations if b != keeper_backend))
-    return Plan(obs.instance_uuid, None, keeper, drop, set_location, stale)
+    authority = obs.authority
+    set_authority = (keeper, rev) if new_epoch else None
+    records: dict[str, tuple[str, int]] = {}
+    if keeper_backend != obs.api_backend:
+        own = obs.cell_records.get(keeper_backend)
+        epoch_ok = authority is not None and own is not None and own.epoch == authority.epoch
+        if new_epoch or own is None or own.store != keeper or not epoch_ok:
+            records[keeper_backend] = (keeper, rev)
+    plan = Plan(
+        obs.instance_uuid,
+        keep=keeper,
+        drop=drop,
+        set_authority=set_authority,
+        set_cell_records=records,
+    )
+    return _bury_stray_records(obs, plan, keeper_backend)
+
+
+def _buried(obs: Observation) -> Plan:
+    """The authority shows the instance destroyed: nothing may live on."""
+    return _bury_stray_records(obs, Plan(obs.instance_uuid, drop=dict(obs.copies)))
+
+
+def _bury_stray_records(obs: Observation, plan: Plan, keeper_backend: str | None = None) -> Plan:
+    stray = {
+        backend: ("", record.rev)
+        for backend, record in obs.cell_records.items()
+        if record.store is not None and backend != keeper_backend
+    }
+    if not stray:
+        return plan
+    return Plan(
+        plan.instance_uuid,
+        plan.settle_move,
+        plan.move_running,
+        plan.finish_destroy,
+        plan.keep,
+        plan.drop,
+        plan.set_authority,
+        {**plan.set_cell_records, **stray},
+    )
 
 
 def _rank(obs: Observation, store: str) -> tuple[int, int, int, str]:
-    named = [obs.locations.get(obs.api_backend), *obs.locations.values()]
-    named_rank = named.index(store) if store in named else len(named)
-    return (-obs.copies[store].rev, named_rank, 1 if store == API else 0, store)
+    named = {record.store for record in obs.cell_records.values()}
+    return (-obs.copies[store], 0 if store in named else 1, 1 if store == API else 0, store)

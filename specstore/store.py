@@ -28,20 +28,35 @@ from specstore.connection import (
 from specstore.context import RequestContext
 from specstore.errors import (
     BackendError,
+    BatchWriteError,
     CorruptDocumentError,
     DocumentError,
+    InvalidInputError,
     SpecExistsError,
     SpecNotFoundError,
+    SpecStoreError,
     StoreError,
 )
 from specstore.keys import API, Keyspace, normalize_uuid, validate_cell_name
 from specstore.model import RequestSpec
-from specstore.records import StoredSpec, check_reply, parse_record, reply_text, write_args
+from specstore.records import (
+    StoredSpec,
+    WriteArgs,
+    check_reply,
+    parse_record,
+    reply_error,
+    reply_text,
+    write_args,
+)
 from specstore.scan import scan_batches
 from specstore.topology import Backend, Topology
 
-TOMBSTONE_SECONDS = 7 * 24 * 3600
-"""How long a destroyed spec's last rev is kept (a re-created spec's revs continue above it)."""
+BURIED_SECONDS = 7 * 24 * 3600
+"""How long a destroyed spec's location record (its last rev) is kept: a spec re-created within
+that time continues above it, so a rev held from before the destroy never matches."""
+
+MOVE_LEASE_SECONDS = 30.0
+"""How long a move to a cell on another backend may run before resume/repair may settle it."""
 
 
 def utc_now() -> str:
@@ -64,17 +79,25 @@ class BatchCreate:
 
     created: list[str]
     existing: dict[str, str]
-    """Specs that already had a home: uuid -> that home (left untouched)."""
+    """Specs that already had a home (or a move under way to one): uuid -> that store."""
+    failed: dict[str, StoreError] = field(default_factory=dict)
+    """Nothing of these was written."""
+    unknown: dict[str, StoreError] = field(default_factory=dict)
+    """These may have landed: re-read them (``locate``) before retrying."""
 
 
 @dataclass(frozen=True)
 class BatchDestroy:
-    """Result of :meth:`SpecStore.destroy_bulk`."""
+    """Result of :meth:`SpecStore.destroy_bulk` (each uuid once, in request order)."""
 
     destroyed: list[str]
     missing: list[str]
     elsewhere: dict[str, str] = field(default_factory=dict)
     """Specs that live in another store than the context's: uuid -> their home (kept)."""
+    moving: dict[str, str] = field(default_factory=dict)
+    """Specs being moved to another store right now: uuid -> the target (kept)."""
+    failed: dict[str, StoreError] = field(default_factory=dict)
+    unknown: dict[str, StoreError] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -98,11 +121,14 @@ class SpecStore:
         keyspace: Keyspace | None = None,
         codec: DocumentCodec = DEFAULT_CODEC,
         clock: Callable[[], str] = utc_now,
+        move_lease_seconds: float = MOVE_LEASE_SECONDS,
         on_move_step: two_phase.MoveHook | None = None,
     ) -> None:
         """``target`` is one client (every store on it, under ``keyspace``) or a topology.
 
-        ``on_move_step`` is a test hook called after each step of a two-phase move.
+        ``move_lease_seconds``: how long a move to a cell on another backend may run before
+        ``resume_moves``/``repair`` may settle it. ``on_move_step`` is a test hook called after
+        each step of such a move.
         """
         if isinstance(target, Topology):
             if keyspace is not None:
@@ -112,7 +138,11 @@ class SpecStore:
             self.topology = Topology.single(target, keyspace)
         self.codec = codec
         self.clock = clock
-        self.on_move_step = on_move_step
+        self.moves = two_phase.MoveSettings(
+            lease_ms=max(1, round(move_lease_seconds * 1000)),
+            buried_seconds=BURIED_SECONDS,
+            hook=on_move_step,
+        )
 
     @classmethod
     def from_url(
@@ -139,75 +169,133 @@ class SpecStore:
     def backend(self, store: str) -> Backend:
         return self.topology.backend_for(store)
 
+    def route(self, cell: str, uid: str) -> two_phase.Route:
+        """The keys a cross-backend write of ``uid`` into ``cell`` touches."""
+        return two_phase.Route(self.topology.api, self.backend(cell), cell, uid)
+
+    def is_remote(self, store: str) -> bool:
+        """True when ``store`` is a cell on another backend than the api store's."""
+        return self.backend(store) is not self.topology.api
+
     def close(self) -> None:
         self.topology.close()
+
+    def __enter__(self) -> SpecStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     # -- writes ------------------------------------------------------------------------------
 
     def create(self, ctx: RequestContext, spec: RequestSpec) -> int:
-        """Store a new spec in the context's store; returns its rev (1).
+        """Store a new spec in the context's store; returns its rev.
 
-        Raises :class:`SpecExistsError` if the instance already has a spec in any store.
+        Raises :class:`SpecExistsError` if the instance already has a spec in any store (or a
+        move to one is under way). The rev continues above a destroyed predecessor's.
         """
         uid, store = str(spec.instance_uuid), ctx.store_name
-        backend = self.backend(store)
-        if backend is not self.topology.api:
-            # Across backends uniqueness cannot be checked atomically; check first (repair
-            # settles the rare duplicate a race leaves).
-            home = self.locate(uid)
-            if home is not None:
-                raise SpecExistsError(uid, home)
         args = write_args(spec, self.codec)
-        keys = backend.keys.lifecycle_keys(store, uid)
+        if self.is_remote(store):
+            (result,) = two_phase.create_copies(
+                self.topology.api,
+                self.backend(store),
+                store,
+                [self._new_copy(uid, args, self.clock())],
+                self.moves,
+                self.clock(),
+            )
+            return _created_rev(result, store)
+        api = self.topology.api
         argv = [store, args.doc, args.schema, args.project_id, args.user_id, self.clock()]
         with backend_errors(f"create {uid}", writes=True):
-            reply = lua.run_script(backend.client, lua.CREATE, keys, argv)
+            reply = lua.run_script(api.client, lua.CREATE, api.keys.home_keys(store, uid), argv)
         return int(check_reply(reply, uid, store, None)[0])
 
     def create_many(self, ctx: RequestContext, specs: Sequence[RequestSpec]) -> BatchCreate:
-        """Create many specs in the context's store in one pipeline (one per node).
+        """Create many specs in the context's store: one pipeline (per step, per node).
 
-        Specs that already exist anywhere on the backend are reported, not overwritten.
+        Specs that already exist anywhere are reported in ``existing``, not overwritten. A uuid
+        listed twice is refused before anything is written (:class:`InvalidInputError`). When
+        Redis fails part of the batch, :class:`BatchWriteError` carries the result: what was
+        created, what failed (not written) and what is unknown (may have landed).
         """
         store = ctx.store_name
-        backend = self.backend(store)
+        uids = [str(spec.instance_uuid) for spec in specs]
+        twice = sorted({u for u in uids if uids.count(u) > 1}) if len(set(uids)) < len(uids) else []
+        if twice:
+            raise InvalidInputError(f"create_many lists these instances twice: {twice}")
         now = self.clock()
-        calls: list[lua.Call] = []
-        for spec in specs:
-            uid = str(spec.instance_uuid)
-            args = write_args(spec, self.codec)
-            calls.append(
-                (
-                    lua.CREATE,
-                    backend.keys.lifecycle_keys(store, uid),
-                    [store, args.doc, args.schema, args.project_id, args.user_id, now],
-                )
+        copies = [
+            self._new_copy(uid, write_args(s, self.codec), now)
+            for uid, s in zip(uids, specs, strict=True)
+        ]
+        if self.is_remote(store):
+            results = two_phase.create_copies(
+                self.topology.api, self.backend(store), store, copies, self.moves, now
             )
-        with backend_errors(f"create_many of {len(calls)} specs", writes=True):
-            replies = lua.run_scripts_pipelined(backend.client, calls) if calls else []
-        created: list[str] = []
-        existing: dict[str, str] = {}
-        for spec, reply in zip(specs, replies, strict=True):
-            uid = str(spec.instance_uuid)
-            if isinstance(reply, Exception):
-                raise StoreError(f"create of {uid} failed: {reply}")
-            if reply_text(reply[0]) == "ok":
-                created.append(uid)
+        else:
+            results = self._create_local(store, copies)
+        created = [r.uid for r in results if r.status == "created"]
+        existing = {r.uid: r.home for r in results if r.status in ("exists", "moving")}
+        failed = {r.uid: r.error for r in results if r.status == "failed" and r.error}
+        unknown = {r.uid: r.error for r in results if r.status == "unknown" and r.error}
+        result = BatchCreate(created, existing, failed, unknown)
+        if failed or unknown:
+            cause = _root_cause(next(iter({**failed, **unknown}.values())))
+            raise BatchWriteError(
+                f"create_many of {len(specs)} specs ({len(created)} created, {len(failed)} "
+                f"failed, {len(unknown)} unknown)",
+                cause,
+                result,
+                may_have_written=bool(created or unknown),
+            ) from cause
+        return result
+
+    def _new_copy(self, uid: str, args: WriteArgs, now: str) -> two_phase.NewCopy:
+        return two_phase.NewCopy(
+            uid, args.doc, 1, args.schema, args.project_id, args.user_id, now, now
+        )
+
+    def _create_local(
+        self, store: str, copies: Sequence[two_phase.NewCopy]
+    ) -> list[two_phase.CopyResult]:
+        api = self.topology.api
+        calls: list[lua.Call] = [
+            (
+                lua.CREATE,
+                api.keys.home_keys(store, c.uid),
+                [store, c.doc, c.schema, c.project_id, c.user_id, c.created_at],
+            )
+            for c in copies
+        ]
+        replies = run_batch(api, calls, f"create_many of {len(calls)} specs")
+        results = []
+        for copy, reply in zip(copies, replies, strict=True):
+            if isinstance(reply, StoreError):
+                status = "unknown" if _may_have_run(reply) else "failed"
+                results.append(two_phase.CopyResult(copy.uid, status, error=reply))
+            elif reply_text(reply[0]) == "ok":
+                results.append(two_phase.CopyResult(copy.uid, "created", rev=int(reply[1])))
+            elif reply_text(reply[0]) == "exists":
+                results.append(two_phase.CopyResult(copy.uid, "exists", home=reply_text(reply[1])))
             else:
-                existing[uid] = reply_text(reply[1])
-        return BatchCreate(created, existing)
+                results.append(
+                    two_phase.CopyResult(copy.uid, "failed", error=reply_error(reply, copy.uid))
+                )
+        return results
 
     def save(self, ctx: RequestContext, spec: RequestSpec, rev: int | None = None) -> int:
         """Overwrite the stored spec where it lives; returns the new rev.
 
         With ``rev`` the write is a compare-and-set: :class:`ConflictError` if the stored rev
         differs. A context targeting another store than the spec's home raises
-        :class:`WrongStoreError` (no second copy is ever created).
+        :class:`WrongStoreError` (no second copy is ever created). In a cell on its own backend
+        this is one round trip to that backend only.
         """
         uid, store = str(spec.instance_uuid), ctx.store_name
         backend = self.backend(store)
         args = write_args(spec, self.codec)
-        keys = [backend.keys.spec_key(store, uid), backend.keys.location_key(uid)]
         expected = "" if rev is None else str(rev)
         argv = [
             store,
@@ -220,20 +308,22 @@ class SpecStore:
             self.codec.current_version[0],
         ]
         with backend_errors(f"save {uid}", writes=True):
-            reply = lua.run_script(backend.client, lua.SAVE, keys, argv)
+            reply = lua.run_script(
+                backend.client, lua.SAVE, backend.keys.home_keys(store, uid), argv
+            )
         return int(check_reply(reply, uid, store, rev)[0])
 
     def promote(self, ctx: RequestContext, instance_uuid: UUID | str, cell: str) -> Promotion:
         """Move a spec from the api store to ``cell`` after scheduling; idempotent.
 
         On one backend this is one atomic script. To a cell on another backend it is the
-        two-phase move of :mod:`specstore.two_phase`; calling promote again finishes a move
-        that was interrupted.
+        fenced move of :mod:`specstore.two_phase`; calling promote again joins and finishes a
+        move that was interrupted, and returns the cell copy's current rev.
         """
         uid, cell = normalize_uuid(instance_uuid), validate_cell_name(cell)
-        api, target = self.topology.api, self.backend(cell)
-        if target is not api:
-            outcome = two_phase.move(api, target, uid, cell, self.clock(), self.on_move_step)
+        api = self.topology.api
+        if self.is_remote(cell):
+            outcome = two_phase.promote(self.route(cell, uid), self.moves, self.clock())
             return Promotion(uid, cell, outcome.rev, outcome.moved)
         keys = [
             api.keys.spec_key(API, uid),
@@ -245,73 +335,156 @@ class SpecStore:
         rev, outcome_name = check_reply(reply, uid, API, None)
         return Promotion(uid, cell, int(rev), moved=outcome_name == "moved")
 
-    def resume_moves(self, min_age_seconds: float = 60.0) -> dict[str, str]:
-        """Settle every two-phase move interrupted at least ``min_age_seconds`` ago.
+    def resume_moves(self) -> dict[str, str]:
+        """Settle every move to a cell on another backend whose lease expired.
 
-        Returns uuid -> "finished" | "rolled_back" | "unreachable" (see
-        :mod:`specstore.two_phase` for the rule). The age keeps it from racing a move that is
-        still running.
+        Returns uuid -> "finished" | "rolled_back" | "destroyed" | "settled" (someone else did)
+        | "unreachable" (the cell's backend is down; left for later) | "corrupt" (the record
+        holds something specstore did not write; left as is). Moves still within their lease
+        are never touched: their mover may be running.
         """
         api = self.topology.api
-        cutoff = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=min_age_seconds)
         settled: dict[str, str] = {}
-        for key in self._scan(api, api.keys.spec_pattern(API)):
-            parsed = api.keys.parse_spec_key(key)
-            if parsed is None:
-                continue
-            with backend_errors("resume_moves", writes=False):
-                cell_raw, since_raw = api.client.hmget(key, ["moving_to", "moving_since"])
-            if cell_raw is None:
-                continue
-            since = dt.datetime.fromisoformat(reply_text(since_raw or b"1970-01-01T00:00:00+00:00"))
-            if since > cutoff:
-                continue
-            cell = reply_text(cell_raw)
-            settled[parsed[1]] = two_phase.resume_move(api, self.backend(cell), parsed[1], cell)
+        for keys, _ in scan_batches(api.client, api.keys.location_pattern(), 500):
+            for uid, move in self._expired_moves(api, [reply_text(k) for k in keys]).items():
+                if move is None:
+                    settled[uid] = "corrupt"
+                    continue
+                cell, open_move = move
+                try:
+                    settled[uid] = two_phase.give_up(self.route(cell, uid), open_move, self.moves)
+                except BackendError:
+                    settled[uid] = "unreachable"
+                except StoreError:
+                    settled[uid] = "corrupt"
         return settled
+
+    def _expired_moves(
+        self, api: Backend, keys: list[str]
+    ) -> dict[str, tuple[str, two_phase.OpenMove] | None]:
+        """Of these location keys, the open moves whose lease expired (None: not ours)."""
+        owned = [(k, u) for k in keys if (u := api.keys.parse_location_key(k)) is not None]
+        if not owned:
+            return {}
+        with backend_errors("resume_moves", writes=False):
+            pipe = api.client.pipeline(transaction=False)
+            pipe.time()
+            for key, _ in owned:
+                pipe.hmget(key, ["move_id", "move_to", "epoch", "lease_until"])
+            replies = pipe.execute(raise_on_error=False)
+        seconds, micros = replies[0]
+        now_ms = int(seconds) * 1000 + int(micros) // 1000
+        found: dict[str, tuple[str, two_phase.OpenMove] | None] = {}
+        for (_, uid), reply in zip(owned, replies[1:], strict=True):
+            if isinstance(reply, Exception):
+                found[uid] = None
+                continue
+            move_id, move_to, epoch, lease_until = reply
+            if move_id is None:
+                continue
+            try:
+                if int(lease_until or 0) >= now_ms:
+                    continue
+                cell = validate_cell_name(reply_text(move_to))
+                found[uid] = (cell, two_phase.OpenMove(reply_text(move_id), int(epoch)))
+            except (ValueError, TypeError, SpecStoreError):
+                found[uid] = None
+        return found
 
     def destroy(
         self, ctx: RequestContext, instance_uuid: UUID | str, rev: int | None = None
     ) -> None:
-        """Delete the spec (and its location record) from the context's store."""
+        """Delete the spec from the context's store (compare-and-set with ``rev``)."""
         uid, store = normalize_uuid(instance_uuid), ctx.store_name
-        backend = self.backend(store)
-        keys = backend.keys.lifecycle_keys(store, uid)
-        argv = [store, "" if rev is None else str(rev), TOMBSTONE_SECONDS]
+        if self.is_remote(store):
+            two_phase.destroy(self.route(store, uid), rev, self.moves)
+            return
+        api = self.topology.api
+        argv = [store, "" if rev is None else str(rev), BURIED_SECONDS, "1"]
         with backend_errors(f"destroy {uid}", writes=True):
-            reply = lua.run_script(backend.client, lua.DESTROY, keys, argv)
+            reply = lua.run_script(api.client, lua.DESTROY, api.keys.home_keys(store, uid), argv)
         check_reply(reply, uid, store, rev)
 
     def destroy_bulk(
         self, ctx: RequestContext, instance_uuids: Iterable[UUID | str]
     ) -> BatchDestroy:
-        """Delete many specs from the context's store in one pipeline.
+        """Delete many specs from the context's store: one pipeline (two for a cell on its
+        own backend: the cell, then the authority). Each uuid is handled once.
 
-        Specs living in another store are left alone and reported in ``elsewhere``.
+        Specs living in another store are left alone and reported in ``elsewhere``, specs
+        being moved in ``moving``. When Redis fails part of the batch,
+        :class:`BatchWriteError` carries the result.
         """
         store = ctx.store_name
+        uids = list(dict.fromkeys(normalize_uuid(u) for u in instance_uuids))
+        remote = self.is_remote(store)
         backend = self.backend(store)
-        uids = [normalize_uuid(u) for u in instance_uuids]
+        authority = "" if remote else "1"
         calls: list[lua.Call] = [
-            (lua.DESTROY, backend.keys.lifecycle_keys(store, u), [store, "", TOMBSTONE_SECONDS])
+            (lua.DESTROY, backend.keys.home_keys(store, u), [store, "", BURIED_SECONDS, authority])
             for u in uids
         ]
-        with backend_errors(f"destroy_bulk of {len(uids)} specs", writes=True):
-            replies = lua.run_scripts_pipelined(backend.client, calls) if calls else []
+        replies = run_batch(backend, calls, f"destroy_bulk of {len(uids)} specs")
         destroyed: list[str] = []
         missing: list[str] = []
         elsewhere: dict[str, str] = {}
+        moving: dict[str, str] = {}
+        failed: dict[str, StoreError] = {}
+        unknown: dict[str, StoreError] = {}
+        told: list[tuple[str, int, int]] = []
         for uid, reply in zip(uids, replies, strict=True):
-            if isinstance(reply, Exception):
-                raise StoreError(f"destroy of {uid} failed: {reply}")
+            if isinstance(reply, StoreError):
+                (unknown if _may_have_run(reply) else failed)[uid] = reply
+                continue
             status = reply_text(reply[0])
             if status == "ok":
                 destroyed.append(uid)
-            elif status in ("wrong_store", "moving"):
+                told.append((uid, int(reply[1]), int(reply[2])))
+            elif status == "wrong_store":
                 elsewhere[uid] = reply_text(reply[1])
-            else:
+            elif status == "moving":
+                moving[uid] = reply_text(reply[1])
+            elif status == "not_found":
                 missing.append(uid)
-        return BatchDestroy(destroyed, missing, elsewhere)
+            else:
+                failed[uid] = reply_error(reply, uid)
+        if remote and told:
+            self._tell_destroyed(store, told, destroyed, unknown)
+        result = BatchDestroy(destroyed, missing, elsewhere, moving, failed, unknown)
+        if failed or unknown:
+            cause = _root_cause(next(iter({**failed, **unknown}.values())))
+            raise BatchWriteError(
+                f"destroy_bulk of {len(uids)} specs ({len(destroyed)} destroyed, {len(failed)} "
+                f"failed, {len(unknown)} unknown)",
+                cause,
+                result,
+                may_have_written=bool(destroyed or unknown),
+            ) from cause
+        return result
+
+    def _tell_destroyed(
+        self,
+        cell: str,
+        told: list[tuple[str, int, int]],
+        destroyed: list[str],
+        unknown: dict[str, StoreError],
+    ) -> None:
+        """The authority's step of a remote destroy_bulk; a failure moves the spec from
+        ``destroyed`` to ``unknown`` (its copy is gone, the authority may still name it)."""
+        api = self.topology.api
+        calls: list[lua.Call] = [
+            (
+                lua.MOVE_DESTROYED,
+                self.route(cell, uid).authority_keys,
+                [cell, epoch, last_rev, BURIED_SECONDS],
+            )
+            for uid, last_rev, epoch in told
+        ]
+        replies = run_batch(api, calls, f"destroy_bulk of {len(calls)} specs (authority)")
+        for (uid, _, _), reply in zip(told, replies, strict=True):
+            if isinstance(reply, StoreError):
+                destroyed.remove(uid)
+                unknown[uid] = reply
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -357,23 +530,62 @@ class SpecStore:
     def locate(self, instance_uuid: UUID | str) -> str | None:
         """Which store holds the spec: ``"api"``, a cell name, or None.
 
-        Asks the api backend first, then each other backend (a spec mid-move is still in
-        ``"api"``). A backend that cannot be reached is skipped when another one answers.
+        Asks the authority (the api backend). While a move to a cell on another backend is
+        open, the answer is the cell once its copy is there (it takes the writes), else the
+        store the move started from. When the api backend cannot be reached, the cells' own
+        backends answer for the specs they hold.
         """
         uid = normalize_uuid(instance_uuid)
-        failure: BackendError | None = None
-        for backend in self.topology.backends():
+        api = self.topology.api
+        fields = ["store", "state", "move_id", "move_to", "epoch"]
+        try:
+            with backend_errors(f"locate {uid}", writes=False):
+                try:
+                    raw = api.client.hmget(api.keys.location_key(uid), fields)
+                except redis.ResponseError as exc:
+                    if not is_wrong_type(exc):
+                        raise
+                    raise _foreign_location(uid) from None
+        except BackendError as exc:
+            return self._locate_in_cells(uid, exc)
+        store, state, move_id, move_to, epoch = (None if v is None else reply_text(v) for v in raw)
+        if state is None:
+            if api.client.exists(api.keys.location_key(uid)):
+                raise _foreign_location(uid)
+            return None
+        if move_id is not None and move_to is not None and self.is_remote(move_to):
+            cell_loc = self._cell_record(move_to, uid)
+            if cell_loc == (move_to, epoch):
+                return move_to
+        return store or None
+
+    def _cell_record(self, cell: str, uid: str) -> tuple[str, str] | None:
+        """(store, epoch) of ``uid``'s live record on ``cell``'s backend, else None."""
+        backend = self.backend(cell)
+        with backend_errors(f"locate {uid}", writes=False):
+            try:
+                store, epoch = backend.client.hmget(
+                    backend.keys.location_key(uid), ["store", "epoch"]
+                )
+            except redis.ResponseError as exc:
+                if not is_wrong_type(exc):
+                    raise
+                return None  # not a record of ours: it cannot have adopted anything
+        if not store or epoch is None:
+            return None
+        return reply_text(store), reply_text(epoch)
+
+    def _locate_in_cells(self, uid: str, failure: BackendError) -> str:
+        """``locate`` with the api backend down: a cell backend holding the live copy."""
+        for backend in self.topology.backends()[1:]:
             try:
                 with backend_errors(f"locate {uid}", writes=False):
-                    home = cast("bytes | None", backend.client.get(backend.keys.location_key(uid)))
-            except BackendError as exc:
-                failure = failure or exc
+                    store = backend.client.hget(backend.keys.location_key(uid), "store")
+            except (BackendError, redis.ResponseError):
                 continue
-            if home is not None:
-                return reply_text(home)
-        if failure is not None:
-            raise failure
-        return None
+            if store:
+                return reply_text(store)
+        raise failure
 
     def _home_hint(self, uid: str) -> str | None:
         """Where the spec lives, for an error message; None when that cannot be told."""
@@ -387,6 +599,76 @@ class SpecStore:
         for keys, _ in scan_batches(backend.client, pattern, count):
             for key in keys:
                 yield reply_text(key)
+
+
+def run_batch(backend: Backend, calls: list[lua.Call], operation: str) -> list[Any]:
+    """Replies of a pipelined batch of script calls, each failed call as a BackendError.
+
+    A failed call's ``may_have_written`` is False when Redis refused it before running it
+    (out of memory, read-only replica, busy, redirected), else True; when the whole pipeline
+    fails (connection lost), every call gets the same error.
+    """
+    if not calls:
+        return []
+    try:
+        with backend_errors(operation, writes=True):
+            replies = lua.run_scripts_pipelined(backend.client, calls)
+    except BackendError as exc:
+        return [exc] * len(calls)
+    return [_call_failed(operation, r) if isinstance(r, Exception) else r for r in replies]
+
+
+def _call_failed(operation: str, exc: Exception) -> BackendError:
+    error = BackendError(operation, exc, may_have_written=not _refused_before_running(exc))
+    error.__cause__ = exc
+    return error
+
+
+_NOT_RUN = (
+    "OOM",
+    "READONLY",
+    "BUSY",
+    "NOSCRIPT",
+    "MOVED",
+    "ASK",
+    "TRYAGAIN",
+    "CLUSTERDOWN",
+    "NOPERM",
+    "MASTERDOWN",
+    "LOADING",
+)
+
+
+def _refused_before_running(exc: Exception) -> bool:
+    if isinstance(exc, redis.exceptions.NoScriptError | redis.exceptions.MovedError):
+        return True
+    if isinstance(exc, redis.exceptions.AskError | redis.exceptions.TryAgainError):
+        return True
+    return isinstance(exc, redis.ResponseError) and str(exc).startswith(_NOT_RUN)
+
+
+def _root_cause(error: StoreError) -> BaseException:
+    """The Redis error behind a BackendError (what a batch error names as its cause)."""
+    return error.__cause__ or error if isinstance(error, BackendError) else error
+
+
+def _may_have_run(error: StoreError) -> bool:
+    return isinstance(error, BackendError) and error.may_have_written
+
+
+def _created_rev(result: two_phase.CopyResult, store: str) -> int:
+    if result.status == "created":
+        return result.rev
+    if result.status in ("exists", "moving"):
+        raise SpecExistsError(result.uid, result.home or store)
+    assert result.error is not None
+    raise result.error
+
+
+def _foreign_location(uid: str) -> CorruptDocumentError:
+    return CorruptDocumentError(
+        f"the location record of {uid} holds data specstore did not write; left as is"
+    )
 
 
 def _not_a_hash(uid: str, store: str) -> CorruptDocumentError:

@@ -65,6 +65,9 @@ class Topology:
         if not isinstance(url, str) or not isinstance(prefix, str):
             raise InvalidInputError("redis_url and prefix must be strings")
         api = Backend("default", connect(url), Keyspace(prefix))
+        # One server and prefix is one backend, however often it is named: a cell configured
+        # with the api's URL shares the api backend (and its atomic one-script promote).
+        shared: dict[tuple[str, str], Backend] = {(url, prefix): api}
         cells: dict[str, Backend] = {}
         raw_cells = config.get("cells", {})
         if not isinstance(raw_cells, Mapping):
@@ -76,7 +79,10 @@ class Topology:
             cell_prefix = settings.get("prefix", prefix)
             if not isinstance(cell_prefix, str):
                 raise InvalidInputError(f"cell {name!r}: prefix must be a string")
-            cells[name] = Backend(name, connect(settings["redis_url"]), Keyspace(cell_prefix))
+            where = (settings["redis_url"], cell_prefix)
+            if where not in shared:
+                shared[where] = Backend(name, connect(where[0]), Keyspace(cell_prefix))
+            cells[name] = shared[where]
         return cls(api, cells, bool(config.get("only_listed_cells", False)))
 
     def backend_for(self, store: str) -> Backend:

@@ -16,6 +16,7 @@ import pytest
 from serializers.envelope import encode_envelope
 from specstore import RequestContext, SpecStore
 from tests.factories import typical_spec
+from tests.support.keyspace import set_location
 
 FIXTURES = Path(__file__).parent / "fixtures" / "nova"
 
@@ -131,7 +132,9 @@ def test_import_never_overwrites_unless_told(url: str, tmp_path: Path) -> None:
     replaced = run_cli("import", "--overwrite", str(dump), url=url)
     assert replaced.returncode == 0 and "1 replaced" in replaced.stderr
     restored = store.get(ctx, spec.instance_uuid)
-    assert restored.spec.availability_zone == "az1" and restored.rev == 1
+    # the restored spec's rev continues above the one it replaced: a rev held from before
+    # the restore never compare-and-sets it
+    assert restored.spec.availability_zone == "az1" and restored.rev == 3
     store.close()
 
 
@@ -204,10 +207,10 @@ def test_repair_finds_and_fixes_damage_by_the_documented_rule(url: str) -> None:
     client.hset(keys.spec_key("cell1", str(dup.instance_uuid)), mapping=cast(Any, raw))
     store.save(ctx, dup)
     # a location record that names the wrong store
-    client.set(keys.location_key(str(wrong_loc.instance_uuid)), "cell9")
+    set_location(client, keys, str(wrong_loc.instance_uuid), "cell9")
     # a copy without a location record, and a record without a copy
     client.delete(keys.location_key(str(no_loc.instance_uuid)))
-    client.set(keys.location_key(dangling), "api")
+    set_location(client, keys, dangling, "api")
 
     report = run_cli("repair", "--dry-run", url=url)
     assert report.returncode == 1
@@ -215,7 +218,13 @@ def test_repair_finds_and_fixes_damage_by_the_documented_rule(url: str) -> None:
     assert f"{dup.instance_uuid}: keep the copy in api; drop the copy in cell1 (rev 1)" in (
         report.stdout
     )
-    assert f"{dangling}: delete the location record on default" in report.stdout
+    assert f"{dup.instance_uuid}: keep the copy in api; drop the copy in cell1 (rev 1)" in (
+        report.stdout
+    )
+    assert f"{wrong_loc.instance_uuid}: keep the copy in api; record api as the home" in (
+        report.stdout
+    )
+    assert f"{dangling}: bury the location record" in report.stdout
     fixed = run_cli("repair", url=url)
     assert fixed.returncode == 0 and "4 repaired" in fixed.stdout
     clean = run_cli("repair", "--dry-run", url=url)

@@ -157,9 +157,11 @@ def test_destroy_with_and_without_rev(store: SpecStore, ctx: RequestContext) -> 
         store.destroy(ctx, spec.instance_uuid, rev=5)
     store.destroy(ctx, spec.instance_uuid, rev=1)
     uid = str(spec.instance_uuid)
-    assert all_keys(store) == {store.keys.tombstone_key(uid)}
-    assert store.client.get(store.keys.tombstone_key(uid)) == b"1"
-    assert 0 < store.client.ttl(store.keys.tombstone_key(uid)) <= 7 * 24 * 3600
+    loc = store.keys.location_key(uid)
+    assert all_keys(store) == {loc}
+    buried = store.client.hgetall(loc)
+    assert (buried[b"store"], buried[b"rev"], buried[b"state"]) == (b"", b"1", b"destroyed")
+    assert 0 < store.client.ttl(loc) <= 7 * 24 * 3600
     assert store.locate(spec.instance_uuid) is None
     with pytest.raises(SpecNotFoundError):
         store.destroy(ctx, spec.instance_uuid)
@@ -204,12 +206,14 @@ def test_destroy_bulk_leaves_specs_of_other_stores(store: SpecStore, ctx: Reques
     assert result.elsewhere == {str(specs[1].instance_uuid): "cell1"}
     assert result.missing == [absent]
     assert store.locate(specs[1].instance_uuid) == "cell1"
-    tombstones = {store.keys.tombstone_key(str(specs[i].instance_uuid)) for i in (0, 2, 3)}
-    assert all_keys(store) - tombstones == {
+    buried = {store.keys.location_key(str(specs[i].instance_uuid)) for i in (0, 2, 3)}
+    assert all_keys(store) - buried == {
         store.keys.spec_key("cell1", str(specs[1].instance_uuid)),
         store.keys.location_key(str(specs[1].instance_uuid)),
     }
-    assert tombstones <= all_keys(store)
+    assert buried <= all_keys(store)
+    for key in buried:
+        assert store.client.hget(key, "state") == b"destroyed"
 
 
 def test_a_rev_held_from_before_destroy_cannot_touch_the_recreated_spec(
@@ -226,7 +230,8 @@ def test_a_rev_held_from_before_destroy_cannot_touch_the_recreated_spec(
     with pytest.raises(ConflictError):
         store.destroy(ctx, spec.instance_uuid, rev=stale_rev)
     uid = str(spec.instance_uuid)
-    assert store.client.exists(store.keys.tombstone_key(uid)) == 0
+    assert store.client.hget(store.keys.location_key(uid), "state") == b"live"
+    assert store.client.ttl(store.keys.location_key(uid)) == -1
 
 
 def test_corrupt_document_is_reported_and_not_overwritten_by_reads(

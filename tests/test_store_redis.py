@@ -82,8 +82,9 @@ def test_lifecycle_keys_match_readme_layout(
     assert store.get(cell1, uid).spec.flavor.name == "m1.xlarge"
 
     store.destroy(cell1, uid, rev=2)
-    assert scan_keys(redis_server) == {f"specstore:gone:{{{uid}}}"}
-    assert redis_server.client().get(f"specstore:gone:{{{uid}}}") == b"2"
+    assert scan_keys(redis_server) == {f"specstore:loc:{{{uid}}}"}
+    assert hget_cli(redis_server, f"specstore:loc:{{{uid}}}", "rev") == "2"
+    assert hget_cli(redis_server, f"specstore:loc:{{{uid}}}", "state") == "destroyed"
 
 
 def test_concurrent_cas_updates_lose_nothing(real_store: SpecStore) -> None:

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from typing import Any, cast
 
@@ -42,12 +43,16 @@ def servers() -> Iterator[tuple[RedisServer, RedisServer]]:
         server.discard()
 
 
-def make_store(api: RedisServer, cell: RedisServer, **kwargs: object) -> SpecStore:
+def make_store(
+    api: RedisServer, cell: RedisServer, *, lease: float = 0.001, **kwargs: object
+) -> SpecStore:
+    """A store with the api store on ``api`` and cell1 on ``cell``; moves' leases expire at
+    once unless ``lease`` says otherwise, so that resume/repair may settle them."""
     topology = Topology(
         Backend("api", connect(api.url), Keyspace()),
         {"cell1": Backend("cell1", connect(cell.url), Keyspace())},
     )
-    return SpecStore(topology, **kwargs)  # type: ignore[arg-type]
+    return SpecStore(topology, move_lease_seconds=lease, **kwargs)  # type: ignore[arg-type]
 
 
 def homes(store: SpecStore, uid: str) -> list[str]:
@@ -71,7 +76,9 @@ def test_promote_across_servers_moves_once(servers: tuple[RedisServer, RedisServ
     again = store.promote(ctx, uid, "cell1")
     assert (first.moved, again.moved) == (True, False)
     assert homes(store, uid) == ["cell1"]
-    assert servers[0].client().keys("*") == []
+    api_keys = servers[0].client().keys("*")
+    assert api_keys == [store.keys.location_key(uid).encode()]  # the authority only
+    assert servers[0].client().hget(api_keys[0], "store") == b"cell1"
     assert store.locate(uid) == "cell1"
     stored = store.get(ctx.target_cell("cell1"), uid)
     assert stored.spec == strip_transient(spec) and stored.rev == 1
@@ -82,11 +89,11 @@ def test_promote_across_servers_moves_once(servers: tuple[RedisServer, RedisServ
 def test_api_copy_is_readable_but_frozen_while_a_move_is_half_done(
     servers: tuple[RedisServer, RedisServer],
 ) -> None:
-    def crash_after_intent(step: str, uid: str) -> None:
-        if step == "intent":
+    def crash_after_begin(step: str, uid: str) -> None:
+        if step == "begin":
             raise CrashError(step)
 
-    crashing = make_store(*servers, on_move_step=crash_after_intent)
+    crashing = make_store(*servers, on_move_step=crash_after_begin)
     ctx = RequestContext(specs=crashing)
     spec = typical_spec()
     spec.create(ctx)
@@ -128,7 +135,7 @@ def test_promote_across_servers_never_replaces_foreign_data_at_the_cell_key(
     assert store.save(ctx, spec, rev=1) == 2  # rolled back at once: writable in the api store
 
 
-STEPS = [None, "intent", "adopt", "release"]
+STEPS = [None, "begin", "adopt", "commit"]
 
 
 @pytest.mark.parametrize("settle", ["resume_moves", "repair"])
@@ -156,19 +163,19 @@ def test_crash_after_each_step_then_settling_leaves_one_home_for_1000_specs(
     for uid in specs:
         with contextlib.suppress(CrashError):
             crashing.promote(ctx, uid, "cell1")
-    half_done = {uid for uid, step in crash_at.items() if step in ("intent", "adopt")}
+    half_done = {uid for uid, step in crash_at.items() if step in ("begin", "adopt")}
     if settle == "resume_moves":
-        settled = plain.resume_moves(min_age_seconds=0)
-        expected_outcome = {"intent": "rolled_back", "adopt": "finished"}
+        settled = plain.resume_moves()
+        expected_outcome = {"begin": "rolled_back", "adopt": "finished"}
         assert settled == {uid: expected_outcome[str(crash_at[uid])] for uid in half_done}
     else:
         report = repair(plain)
         assert {p.instance_uuid for p in report.plans} == half_done
-        assert all(p.resume_move_to == "cell1" for p in report.plans)
+        assert all(p.settle_move and p.settle_move[0] == "cell1" for p in report.plans)
         assert repair(plain, dry_run=True).found == 0
-    assert plain.resume_moves(min_age_seconds=0) == {}
+    assert plain.resume_moves() == {}
     for uid, spec in specs.items():
-        expected_home = "api" if crash_at[uid] == "intent" else "cell1"
+        expected_home = "api" if crash_at[uid] == "begin" else "cell1"
         assert homes(plain, uid) == [expected_home], uid
         assert plain.locate(uid) == expected_home
         stored = plain.get(ctx if expected_home == "api" else ctx.target_cell("cell1"), uid)
@@ -192,13 +199,13 @@ KILLER = textwrap.dedent(
         Backend("api", redis.Redis(port=int(api_port)), Keyspace()),
         {"cell1": Backend("cell1", redis.Redis(port=int(cell_port)), Keyspace())},
     )
-    store = SpecStore(topology, on_move_step=hook)
+    store = SpecStore(topology, move_lease_seconds=0.001, on_move_step=hook)
     store.promote(RequestContext(specs=store), uid, "cell1")
     """
 )
 
 
-@pytest.mark.parametrize("step", ["intent", "adopt", "release"])
+@pytest.mark.parametrize("step", ["begin", "adopt", "commit"])
 def test_process_killed_between_steps_is_settled_by_resume(
     servers: tuple[RedisServer, RedisServer], step: str
 ) -> None:
@@ -215,8 +222,8 @@ def test_process_killed_between_steps_is_settled_by_resume(
         timeout=60,
     )
     assert result.returncode == -9, result.stderr.decode()
-    store.resume_moves(min_age_seconds=0)
-    expected = "api" if step == "intent" else "cell1"
+    store.resume_moves()
+    expected = "api" if step == "begin" else "cell1"
     assert homes(store, uid) == [expected]
     target = ctx if expected == "api" else ctx.target_cell("cell1")
     assert store.get(target, uid).spec == strip_transient(spec)
@@ -234,10 +241,11 @@ def test_cell_server_stopped_mid_move_completes_on_next_attempt(
     cell_server.stop()
     with pytest.raises(BackendError) as info:
         store.promote(ctx, spec.instance_uuid, "cell1")
-    assert info.value.may_have_written is True  # the intent landed on the api server
+    assert info.value.may_have_written is True  # the move was opened on the api server
     with pytest.raises(BackendError):
         store.promote(ctx, other.instance_uuid, "cell1")
-    assert store.resume_moves(min_age_seconds=0) == {
+    time.sleep(0.01)  # both leases (1 ms) expire
+    assert store.resume_moves() == {
         str(spec.instance_uuid): "unreachable",
         str(other.instance_uuid): "unreachable",
     }
@@ -247,7 +255,7 @@ def test_cell_server_stopped_mid_move_completes_on_next_attempt(
     assert store.promote(ctx, spec.instance_uuid, "cell1").moved
     assert homes(store, str(spec.instance_uuid)) == ["cell1"]
     # the other move is rolled back on resume: the cell never got its copy
-    assert store.resume_moves(min_age_seconds=0) == {str(other.instance_uuid): "rolled_back"}
+    assert store.resume_moves() == {str(other.instance_uuid): "rolled_back"}
     assert homes(store, str(other.instance_uuid)) == ["api"]
     other.num_instances = 2
     store.save(ctx, other)  # writable again

@@ -1,16 +1,22 @@
--- destroy: delete the spec where it lives and its location record.
--- KEYS[1] spec key in the target store    KEYS[2] location key    KEYS[3] tombstone key
--- ARGV    store, expected rev ('' = no check), tombstone lifetime in seconds
--- Reply   {'ok', rev} | {'not_found'} | {'wrong_store', home} | {'conflict', rev}
---         | {'moving', cell}
-local home = redis.call('GET', KEYS[2])
-if not home then return {'not_found'} end
-if home ~= ARGV[1] then return {'wrong_store', home} end
-local stored = redis.call('HMGET', KEYS[1], 'rev', 'moving_to')
-local rev = stored[1]
+-- destroy: delete the spec where it lives; its location record keeps the last rev (buried).
+-- KEYS[1] spec key in the target store    KEYS[2] location record (on the same backend)
+-- ARGV    store, expected rev ('' = no check), seconds the buried record is kept,
+--         '1' when this backend holds the authority (the epoch moves on) else ''
+-- Reply   {'ok', last rev, epoch} | {'not_found'} | {'wrong_store', home} | {'conflict', rev}
+--         | {'moving', cell} | {'foreign', what}
+-- On a cell's own backend the returned epoch is the one the authority is told (it fences
+-- the authority's step: only the record of that very copy is buried there).
+local loc = read_loc(KEYS[2])
+if not loc then return FOREIGN end
+if not loc.store then return {'not_found'} end
+if loc.store ~= ARGV[1] then return {'wrong_store', loc.store} end
+if loc.move_id and loc.move_from == ARGV[1] then return {'moving', loc.move_to} end
+local rev = spec_rev(KEYS[1])
+if rev == false then return {'foreign', 'spec record'} end
 if not rev then return {'not_found'} end
-if stored[2] then return {'moving', stored[2]} end
-if ARGV[2] ~= '' and rev ~= ARGV[2] then return {'conflict', rev} end
-redis.call('DEL', KEYS[1], KEYS[2])
-redis.call('SET', KEYS[3], rev, 'EX', ARGV[3])
-return {'ok', rev}
+if ARGV[2] ~= '' and rev ~= tonumber(ARGV[2]) then return {'conflict', rev} end
+redis.call('DEL', KEYS[1])
+local last, epoch = math.max(rev, loc.rev), loc.epoch
+if ARGV[4] == '1' then epoch = epoch + 1 end
+bury(KEYS[2], last, epoch, 'destroyed', ARGV[3])
+return {'ok', last, epoch}

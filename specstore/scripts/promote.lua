@@ -1,19 +1,22 @@
--- promote: move a spec from the api store to a cell store (atomic, idempotent).
--- KEYS[1] api spec key    KEYS[2] cell spec key    KEYS[3] location key
+-- promote: move a spec from the api store to a cell store on the same backend (atomic,
+-- idempotent).
+-- KEYS[1] api spec key    KEYS[2] cell spec key    KEYS[3] location record
 -- ARGV    cell
 -- Reply   {'ok', rev, 'moved'|'already'} | {'not_found'} | {'wrong_store', home}
---         | {'moving', other cell} | {'exists', cell} (the cell key holds something else)
-local home = redis.call('GET', KEYS[3])
-if not home then return {'not_found'} end
-if home == ARGV[1] then
+--         | {'moving', cell} | {'exists', cell} (the cell key holds something else)
+--         | {'foreign', what}
+local loc = read_loc(KEYS[3])
+if not loc then return FOREIGN end
+if loc.move_id then return {'moving', loc.move_to} end
+if not loc.store then return {'not_found'} end
+if loc.store == ARGV[1] then
   return {'ok', redis.call('HGET', KEYS[2], 'rev') or '0', 'already'}
 end
-if home ~= 'api' then return {'wrong_store', home} end
-local stored = redis.call('HMGET', KEYS[1], 'rev', 'moving_to')
-local rev = stored[1]
+if loc.store ~= 'api' then return {'wrong_store', loc.store} end
+local rev = spec_rev(KEYS[1])
+if rev == false then return {'foreign', 'spec record'} end
 if not rev then return {'not_found'} end
-if stored[2] then return {'moving', stored[2]} end
-if redis.call('EXISTS', KEYS[2]) == 1 then return {'exists', ARGV[1]} end
+if spec_rev(KEYS[2]) ~= nil then return {'exists', ARGV[1]} end
 redis.call('RENAME', KEYS[1], KEYS[2])
-redis.call('SET', KEYS[3], ARGV[1])
+make_live(KEYS[3], ARGV[1], math.max(rev, loc.rev), loc.epoch + 1)
 return {'ok', rev, 'moved'}

@@ -37,8 +37,8 @@ def audit_keyspace(client: redis.Redis, keys: Keyspace | None = None) -> dict[st
         key = raw_key.decode()
         if key.startswith(loc_head) and key.endswith(loc_tail):
             uid = normalize_uuid(key[len(loc_head) : -len(loc_tail)])
-            value = cast("bytes | None", client.get(key))
-            if value is not None:
+            value = cast("bytes | None", client.hget(key, "store"))
+            if value:  # a destroyed spec's record keeps only its rev
                 locations[uid] = value.decode()
             continue
         parsed = keys.parse_spec_key(key)

@@ -55,6 +55,7 @@ from specstore.keys import API, Keyspace, normalize_uuid, validate_cell_name
 from specstore.model import Flavor, RequestSpec
 from specstore.store import SpecStore
 from tests.factories import typical_spec
+from tests.support.keyspace import set_location
 from tests.support.redis_server import free_port
 from tests.test_cli import run_cli
 
@@ -482,7 +483,7 @@ def write_record(
         "updated_at": b"2024-01-01T00:00:00+00:00",
     }
     client.hset(keys.spec_key(store, uid), mapping=cast(Any, record))
-    client.set(keys.location_key(uid), store)
+    set_location(client, keys, uid, store)
 
 
 @dataclass
@@ -635,7 +636,7 @@ def test_wrong_type_at_a_spec_key_gives_typed_errors_and_is_kept(
     uid = str(uuid.uuid4())
     key = keys.spec_key(API, uid)
     plant_at(client, key, kind)
-    client.set(keys.location_key(uid), API)
+    set_location(client, keys, uid, API)
     before = snapshot(client, key)
     assert_typed(lambda: store.get(ctx, uid))
     assert_typed(lambda: store.save(ctx, minimal_spec(uid)))
@@ -657,12 +658,12 @@ def test_hash_without_doc_is_corrupt_and_kept(any_store: SpecStore) -> None:
     uid = str(uuid.uuid4())
     key = keys.spec_key(API, uid)
     client.hset(key, mapping={"owner": "someone else", "payload": b"\x00\x01"})
-    client.set(keys.location_key(uid), API)
+    set_location(client, keys, uid, API)
     before = snapshot(client, key)
     assert_typed(lambda: store.get(ctx, uid), CorruptDocumentError)
     assert_typed(lambda: store.save(ctx, minimal_spec(uid)), SpecNotFoundError)
-    assert_typed(lambda: store.promote(ctx, uid, CELL), SpecNotFoundError)
-    assert_typed(lambda: store.destroy(ctx, uid), SpecNotFoundError)
+    assert_typed(lambda: store.promote(ctx, uid, CELL), CorruptDocumentError)
+    assert_typed(lambda: store.destroy(ctx, uid), CorruptDocumentError)
     assert_typed(lambda: store.create(ctx, minimal_spec(uid)), SpecExistsError)
     batch = store.get_many(ctx, [uid])
     assert list(batch.corrupt) == [uid] and not batch.found
@@ -676,9 +677,9 @@ def test_location_record_naming_a_bogus_store(any_store: SpecStore, bogus: str) 
     spec = minimal_spec(uuid.uuid4())
     uid = str(spec.instance_uuid)
     store.create(ctx, spec)
-    client.set(keys.location_key(uid), bogus.encode())
+    set_location(client, keys, uid, bogus)
     before = snapshot(client, keys.spec_key(API, uid))
-    assert store.locate(uid) == bogus
+    assert store.locate(uid) == (bogus or None)  # an empty store names no home
     assert_typed(lambda: store.save(ctx, spec), WrongStoreError, SpecNotFoundError)
     assert_typed(lambda: store.promote(ctx, uid, CELL), WrongStoreError, SpecNotFoundError)
     assert_typed(lambda: store.destroy(ctx, uid), WrongStoreError, SpecNotFoundError)
@@ -750,7 +751,7 @@ def test_bulk_operations_skip_foreign_keys_and_keep_them(any_store: SpecStore) -
     wrong_type = {str(uuid.uuid4()): kind for kind in FOREIGN_KINDS}
     for uid, kind in wrong_type.items():  # wrong types at keys of our exact shape
         plant_at(client, keys.spec_key(API, uid), kind)
-        client.set(keys.location_key(uid), API)
+        set_location(client, keys, uid, API)
     for key in [*OTHER_SHAPES, *(keys.spec_key(API, uid) for uid in wrong_type)]:
         foreign[key] = snapshot(client, key)
 
@@ -786,7 +787,7 @@ def test_keys_with_a_non_canonical_uuid_are_not_ours(any_store: SpecStore) -> No
     store.create(ctx, spec)
     copy_key = keys.spec_key(API, uid.upper())
     client.hset(copy_key, mapping=cast(Any, client.hgetall(keys.spec_key(API, uid))))
-    client.set(keys.location_key(uid.upper()), API)
+    set_location(client, keys, uid.upper(), API)
     before = snapshot(client, copy_key)
     out = io.BytesIO()
     summary = bulk.export_specs(store, out)

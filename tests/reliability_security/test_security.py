@@ -18,6 +18,7 @@ import io
 import logging
 import os
 import re
+import time
 import traceback
 import uuid
 from collections.abc import Callable, Iterator
@@ -32,7 +33,7 @@ from specstore import bulk
 from specstore.connection import connect, redact
 from specstore.context import RequestContext
 from specstore.errors import BackendError, SpecStoreError
-from specstore.keys import API, Keyspace
+from specstore.keys import Keyspace
 from specstore.store import SpecStore
 from specstore.topology import Backend, Topology
 from tests.factories import typical_spec
@@ -52,8 +53,6 @@ ACL_RULES = (
     "-@all",
     "+evalsha",
     "+script|load",
-    "+get",
-    "+set",
     "+del",
     "+exists",
     "+hset",
@@ -61,6 +60,9 @@ ACL_RULES = (
     "+hmget",
     "+hgetall",
     "+hdel",
+    "+expire",
+    "+persist",
+    "+time",
     "+rename",
     "+scan",
     "+memory|usage",
@@ -144,7 +146,12 @@ def two_backends(url: str, admin: redis.Redis, **options: Any) -> None:
     """The two-phase move (intent, adopt, release) and the rollback of an interrupted one."""
     api = Backend("default", connect(url, **options), Keyspace())
     remote = Backend(REMOTE, connect(url, **options), Keyspace(f"specstore:{REMOTE}"))
-    store = SpecStore(Topology(api, {REMOTE: remote}))
+    def crash_after_begin(step: str, uid: str) -> None:
+        if step == "begin" and uid == str(stuck.instance_uuid):
+            raise RuntimeError("the mover stops here")
+
+    topology = Topology(api, {REMOTE: remote})
+    store = SpecStore(topology, move_lease_seconds=0.001, on_move_step=crash_after_begin)
     try:
         ctx = RequestContext(specs=store)
         moved, stuck = typical_spec(), typical_spec()
@@ -152,11 +159,10 @@ def two_backends(url: str, admin: redis.Redis, **options: Any) -> None:
         store.create(ctx, stuck)
         assert store.promote(ctx, moved.instance_uuid, REMOTE).moved
         assert store.get(ctx.target_cell(REMOTE), moved.instance_uuid).rev == 1
-        admin.hset(
-            api.keys.spec_key(API, str(stuck.instance_uuid)),
-            mapping={"moving_to": REMOTE, "moving_since": "2000-01-01T00:00:00+00:00"},
-        )
-        assert store.resume_moves(0) == {str(stuck.instance_uuid): "rolled_back"}
+        with pytest.raises(RuntimeError):
+            store.promote(ctx, stuck.instance_uuid, REMOTE)
+        time.sleep(0.01)  # the lease runs out
+        assert store.resume_moves() == {str(stuck.instance_uuid): "rolled_back"}
         assert store.save(ctx, stuck) == 2
     finally:
         store.close()
@@ -246,16 +252,16 @@ def test_keys_outside_the_prefix_and_dangerous_commands_are_refused(
     for args in refused:
         with pytest.raises(redis.exceptions.ResponseError, match=r"permission|not allowed"):
             command(user, *args)  # DEBUG is refused before the ACL even looks
-    user.set("specstore:mine", b"allowed")  # the control: the prefix itself is writable
+    user.hset("specstore:mine", "f", b"allowed")  # the control: the prefix itself is writable
     # Lua runs with the caller's permissions: a script it loads gains nothing
     sneaky = user.script_load("return redis.call(unpack(ARGV))")
-    for args in (("SET", "outside", "x"), ("GET", "outside"), ("DEL", "outside")):
+    for args in (("HSET", "outside", "f", "x"), ("HGET", "outside", "f"), ("DEL", "outside")):
         with pytest.raises(redis.exceptions.ResponseError, match=r"can't access"):
             user.evalsha(sneaky, 1, "specstore:mine", *args)
     flush = user.script_load("return redis.call('FLUSHALL')")
     with pytest.raises(redis.exceptions.ResponseError, match=r"can't run this command"):
         user.evalsha(flush, 0)
-    assert user.evalsha(sneaky, 1, "specstore:mine", "GET", "specstore:mine") == b"allowed"
+    assert user.evalsha(sneaky, 1, "specstore:mine", "HGET", "specstore:mine", "f") == b"allowed"
     with pytest.raises(redis.exceptions.ResponseError, match=r"can't run this command"):
         user.evalsha(sneaky, 1, "specstore:set", "SADD", "specstore:set", "x")  # not granted
     # a store under another prefix gets typed errors and writes nothing

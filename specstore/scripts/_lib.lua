@@ -1,0 +1,71 @@
+-- Shared by every script (prepended when a script is loaded): the location record.
+-- specstore:loc:{<uuid>} is a HASH. On the api backend it is the authority for the instance:
+--   store        the store the spec lives in ('' once destroyed)
+--   rev          the highest rev of the instance's lineage known here (a re-created spec
+--                continues above it, so a rev held from before a destroy never matches)
+--   epoch        +1 on every change of home; moves present it as their fence
+--   state        live | destroyed | aborted
+--   move_id, move_to, move_from, lease_until (ms, server time), move_started
+--                only while a move to a cell on another backend runs
+-- On a cell's own backend the same record says what that backend holds: its store, and the
+-- epoch of the move that installed the copy (or of the move that was aborted or destroyed).
+local unpack = unpack or table.unpack
+local LOC_FIELDS = {'store', 'rev', 'epoch', 'state', 'move_id', 'move_to', 'move_from',
+  'lease_until'}
+
+-- The record as a table (absent: store nil, rev 0, epoch 0), or nil when the key holds
+-- something specstore did not write (another type, or a hash without our fields).
+local function read_loc(key)
+  local raw = redis.pcall('HMGET', key, unpack(LOC_FIELDS))
+  if raw.err then return nil end
+  local loc = {}
+  for i, name in ipairs(LOC_FIELDS) do
+    if raw[i] then loc[name] = raw[i] end
+  end
+  if not loc.state then
+    if redis.call('EXISTS', key) == 1 then return nil end
+    loc.rev, loc.epoch = 0, 0
+    return loc
+  end
+  loc.rev, loc.epoch = tonumber(loc.rev or '0'), tonumber(loc.epoch or '0')
+  if not loc.rev or not loc.epoch then return nil end
+  if loc.store == '' then loc.store = nil end
+  return loc
+end
+
+local FOREIGN = {'foreign', 'location record'}
+
+-- The rev stored in a spec hash: a number, nil when absent, false when the key is not ours.
+local function spec_rev(key)
+  local rev = redis.pcall('HGET', key, 'rev')
+  if type(rev) == 'table' and rev.err then return false end
+  if not rev then
+    if redis.call('EXISTS', key) == 1 then return false end
+    return nil
+  end
+  return tonumber(rev) or false
+end
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- A destroyed (or aborted) record keeps its rev and epoch for ttl seconds.
+local function bury(key, rev, epoch, state, ttl)
+  redis.call('HDEL', key, 'move_id', 'move_to', 'move_from', 'lease_until', 'move_started')
+  redis.call('HSET', key, 'store', '', 'rev', rev, 'epoch', epoch, 'state', state)
+  redis.call('EXPIRE', key, ttl)
+end
+
+local function write_spec(key, doc, rev, schema, project_id, user_id, created_at, updated_at)
+  redis.call('DEL', key)
+  redis.call('HSET', key, 'doc', doc, 'rev', rev, 'schema', schema, 'project_id', project_id,
+    'user_id', user_id, 'created_at', created_at, 'updated_at', updated_at)
+end
+
+local function make_live(key, store, rev, epoch)
+  redis.call('HDEL', key, 'move_id', 'move_to', 'move_from', 'lease_until', 'move_started')
+  redis.call('HSET', key, 'store', store, 'rev', rev, 'epoch', epoch, 'state', 'live')
+  redis.call('PERSIST', key)
+end
