@@ -2,7 +2,7 @@
 
 >>> from specstore import RequestContext, SpecStore
 >>> store = SpecStore.from_url("memory://")          # or redis://, rediss://, ...
->>> ctx = RequestContext(project_id="p", user_id="u", specs=store)
+>>> ctx = RequestContext(project_id="p", user_id="u", store=store)
 >>> spec.create(ctx)                                  # api store (untargeted context)
 >>> store.promote(ctx, spec.instance_uuid, "cell1")   # after scheduling
 >>> spec.save(ctx.target_cell("cell1"))               # later moves write to the cell

@@ -173,7 +173,7 @@ def inspect(
             home = store.locate(uid)
             if home is None:
                 raise SpecNotFoundError(uid)
-            request = RequestContext(specs=store)
+            request = RequestContext(store=store)
             if home != "api":
                 request = request.target_cell(home)
             backend = store.backend(home)

@@ -82,7 +82,7 @@ def _keys(store: SpecStore, uid: str) -> list[str]:
 def run_demo(store: SpecStore, where: str, print_line: Printer, keep: bool = False) -> None:
     out = print_line
     uid = uuid.uuid4()
-    ctx = RequestContext(project_id="demo-project", user_id="demo-user", specs=store)
+    ctx = RequestContext(project_id="demo-project", user_id="demo-user", store=store)
     out(f"specstore demo on {where}")
     out("")
 

@@ -118,7 +118,7 @@ def test_bad_lines_are_named_the_good_ones_imported_and_exit_is_1(url: str, tmp_
 @pytest.mark.redis
 def test_import_never_overwrites_unless_told(url: str, tmp_path: Path) -> None:
     store = SpecStore.from_url(url)
-    ctx = RequestContext(specs=store)
+    ctx = RequestContext(store=store)
     spec = typical_spec()
     store.create(ctx, spec)
     dump = tmp_path / "one.jsonl"
@@ -138,7 +138,7 @@ def test_import_never_overwrites_unless_told(url: str, tmp_path: Path) -> None:
 @pytest.mark.redis
 def test_export_skips_and_counts_corrupt_documents(url: str) -> None:
     store = SpecStore.from_url(url)
-    ctx = RequestContext(specs=store)
+    ctx = RequestContext(store=store)
     specs = [typical_spec() for _ in range(5)]
     store.create_many(ctx, specs)
     store.promote(ctx, specs[0].instance_uuid, "cell1")
@@ -162,7 +162,7 @@ def test_export_skips_and_counts_corrupt_documents(url: str) -> None:
 @pytest.mark.redis
 def test_msgpack_export_import_round_trip_through_stdin(url: str, tmp_path: Path) -> None:
     store = SpecStore.from_url(url)
-    ctx = RequestContext(specs=store)
+    ctx = RequestContext(store=store)
     specs = [typical_spec() for _ in range(30)]
     store.create_many(ctx, specs)
     for spec in specs[:10]:
@@ -193,7 +193,7 @@ def test_msgpack_export_import_round_trip_through_stdin(url: str, tmp_path: Path
 @pytest.mark.redis
 def test_repair_finds_and_fixes_damage_by_the_documented_rule(url: str) -> None:
     store = SpecStore.from_url(url)
-    ctx = RequestContext(specs=store)
+    ctx = RequestContext(store=store)
     dup, wrong_loc, no_loc, healthy = (typical_spec() for _ in range(4))
     for spec in (dup, wrong_loc, no_loc, healthy):
         store.create(ctx, spec)

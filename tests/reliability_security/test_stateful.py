@@ -98,7 +98,7 @@ class StoreMachine(RuleBasedStateMachine):
         self.model: dict[str, Entry] = {}
         self.tombstones: dict[str, int] = {}
         self.markers = itertools.count(1)
-        root = RequestContext(project_id="p", user_id="u", specs=self.store)
+        root = RequestContext(project_id="p", user_id="u", store=self.store)
         self.ctx = {API: root, **{cell: root.target_cell(cell) for cell in CELLS}}
 
     # -- helpers ----------------------------------------------------------------------------
