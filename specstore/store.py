@@ -142,6 +142,12 @@ class SpecStore:
     def close(self) -> None:
         self.topology.close()
 
+    def __enter__(self) -> SpecStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     # -- writes ------------------------------------------------------------------------------
 
     def create(self, ctx: RequestContext, spec: RequestSpec) -> int:
