@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from specstore.errors import InvalidInputError
+from specstore.errors import ConfigurationError, InvalidInputError
 from specstore.keys import validate_cell_name
 
 if sys.version_info >= (3, 11):
@@ -67,7 +67,7 @@ def _check_keys(path: Path, table: dict[str, Any], known: frozenset[str], where:
         if key not in known:
             close = difflib.get_close_matches(key, known, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise InvalidInputError(
+            raise ConfigurationError(
                 f"config file {path}: unknown key {where}{key!r} "
                 f"(known: {', '.join(sorted(known))}){hint}"
             )
