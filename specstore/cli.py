@@ -27,8 +27,11 @@ from types import TracebackType
 from typing import IO, Annotated, Any, BinaryIO, NoReturn, cast
 from urllib.parse import urlsplit
 
+import msgpack
 import redis
 import typer
+import typer.core
+import typer.main
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -345,14 +348,18 @@ def _host_port(url: str) -> str:
     return f"{parts.hostname or 'localhost'}:{port}"
 
 
+_AUTH_REQUIRED = (
+    "authentication required: the server wants a password (redis://[USER]:PASSWORD@HOST:PORT)"
+)
 _REASONS: list[tuple[str, str, bool]] = [
     # (lower-case text in the error chain, what to say, happened while connecting)
     ("wrongpass", "wrong user name or password", True),
     ("invalid username-password", "wrong user name or password", True),
     ("invalid password", "wrong password", True),
     ("without any password configured", "a password was given but the server has none", True),
-    ("noauth", "authentication required: the server wants a password in the URL", True),
-    ("authentication required", "authentication required: the server wants a password", True),
+    ("noauth", _AUTH_REQUIRED, True),
+    ("authentication required", _AUTH_REQUIRED, True),
+    ("called with the client already authenticated", _AUTH_REQUIRED, True),
     ("connection refused", "connection refused (is redis-server running and listening?)", True),
     ("timed out", "timed out", True),
     ("timeout", "timed out", True),
@@ -679,19 +686,38 @@ def detect_format(path: Path, shown: str) -> str:
     if suffix in (".jsonl", ".ndjson"):
         return "jsonl"
     with path.open("rb") as handle:
-        head = handle.read(256)
+        head = handle.read(_SNIFF_BYTES)
     if not head.strip():
         return "jsonl"  # empty: no records, whatever the format
     if head.startswith(b"instance_uuid\t") or _NOVA_ROW.match(head):
         return "nova-tsv"
     if head.lstrip().startswith(b"{"):
         return "jsonl"
-    if 0x80 <= head[0] <= 0x8F or head[0] in (0xDE, 0xDF):  # a msgpack map
+    if _looks_like_msgpack_record(head):
         return "msgpack"
     raise InvalidInputError(
         f"cannot tell the format of {shown}: it looks like neither JSON lines, msgpack nor a "
         "Nova request_specs table; pass --format jsonl, msgpack or nova-tsv"
     )
+
+
+_SNIFF_BYTES = 64 * 1024
+
+
+def _looks_like_msgpack_record(head: bytes) -> bool:
+    """True if ``head`` starts with a msgpack map holding an ``instance_uuid`` (or is cut
+    short inside a map: records can be larger than what was read)."""
+    if not (0x80 <= head[0] <= 0x8F or head[0] in (0xDE, 0xDF)):
+        return False
+    unpacker = msgpack.Unpacker(raw=False, max_buffer_size=len(head) + 1)
+    unpacker.feed(head)
+    try:
+        first = unpacker.unpack()
+    except msgpack.OutOfData:
+        return len(head) >= _SNIFF_BYTES
+    except (ValueError, msgpack.UnpackException):
+        return False
+    return isinstance(first, dict) and "instance_uuid" in first
 
 
 class _CountingReader(io.RawIOBase):
@@ -1003,6 +1029,19 @@ def stats(
     Console(file=cast(IO[str], sys.stdout)).print(table)
 
 
+def build_command() -> Any:
+    """The click command behind ``app``; arguments with a metavar (UUID, FILE) show only it,
+    not also their Python type."""
+    command = typer.main.get_command(app)
+    for sub in getattr(command, "commands", {}).values():
+        for param in sub.params:
+            if isinstance(param, typer.core.TyperArgument) and param.metavar:
+                param.display_type_rich = lambda ctx: None  # type: ignore[method-assign]
+                usage = str(param.metavar) if param.required else f"[{param.metavar}]"
+                param._usage_display_name = lambda usage=usage: usage  # type: ignore[method-assign]
+    return command
+
+
 def main() -> None:
     """The console script."""
-    app(prog_name="specstore")
+    build_command()(prog_name="specstore")
