@@ -13,8 +13,8 @@ import pytest
 
 from specstore import RequestContext, SpecStore
 from tests.factories import typical_spec
+from tests.support.cli import run_cli
 from tests.support.redis_server import RedisServer
-from tests.test_cli import run_cli
 
 pytestmark = pytest.mark.redis
 

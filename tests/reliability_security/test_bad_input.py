@@ -55,8 +55,8 @@ from specstore.keys import API, Keyspace, normalize_uuid, validate_cell_name
 from specstore.model import Flavor, RequestSpec
 from specstore.store import SpecStore
 from tests.factories import typical_spec
+from tests.support.cli import run_cli
 from tests.support.redis_server import free_port
-from tests.test_cli import run_cli
 
 pytestmark = pytest.mark.reliability
 

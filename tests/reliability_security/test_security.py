@@ -37,8 +37,8 @@ from specstore.store import SpecStore
 from specstore.topology import Backend, Topology
 from tests.factories import typical_spec
 from tests.reliability import audit_keyspace
+from tests.support.cli import run_cli
 from tests.support.redis_server import RedisServer, free_port, start_server
-from tests.test_cli import run_cli
 
 pytestmark = [pytest.mark.reliability, pytest.mark.redis]
 
