@@ -15,6 +15,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import sys
 import tempfile
 import uuid
@@ -248,6 +249,9 @@ class Run:
     ) -> None:
         if self.store is not None:
             self.store.close()
+        if isinstance(exc, KeyboardInterrupt):
+            again = " (run the same command again: it is safe to repeat)" if self.writes else ""
+            fail(f"interrupted{again}", EXIT_INTERRUPTED)
         if isinstance(exc, BackendError):
             fail(self.explain(exc))
         if isinstance(exc, (InvalidInputError, UnknownStoreError)):
@@ -392,6 +396,42 @@ def _reason(exc: BaseException) -> tuple[str, bool]:
         return "authentication failed", True
     innermost = str(chain[-1]) or "unknown error"
     return re.sub(r"\s+", " ", innermost).strip().rstrip("."), "connecting to" in text
+
+
+class Interrupts:
+    """Ctrl-C, taken at the next progress step instead of wherever Python happens to be (a
+    KeyboardInterrupt inside a pydantic or msgpack callback would surface as a data error).
+    A second Ctrl-C interrupts at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+
+    def __enter__(self) -> Interrupts:
+        self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        signal.signal(signal.SIGINT, self._previous)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def check(self) -> None:
+        """Raise KeyboardInterrupt if Ctrl-C was pressed."""
+        if self.requested:
+            raise KeyboardInterrupt
+
+    def wrap(self, advance: Callable[[int], None]) -> Callable[[int], None]:
+        """``advance``, checking for Ctrl-C first."""
+
+        def checked(count: int) -> None:
+            self.check()
+            advance(count)
+
+        return checked
 
 
 # -- progress -----------------------------------------------------------------------------------
@@ -652,8 +692,15 @@ def export(
         chosen = check_stores(store, stores)
         total = estimate_specs(store, chosen) if show else None
         try:
-            with _open_output(output) as out, progress_bar("exporting", show, total) as advance:
-                summary = bulk.export_specs(store, out, fmt.value, chosen, batch, advance)
+            with (
+                Interrupts() as interrupts,
+                _open_output(output) as out,
+                progress_bar("exporting", show, total) as advance,
+            ):
+                summary = bulk.export_specs(
+                    store, out, fmt.value, chosen, batch, interrupts.wrap(advance)
+                )
+                interrupts.check()
         except BrokenPipeError:
             _silence_stdout()  # the reader (e.g. `head`) has what it wanted
             raise typer.Exit(EXIT_OK) from None
@@ -765,16 +812,18 @@ class ImportProgress:
         if self.bar is not None:
             self.bar.stop()
 
-    def opener(self, path: Path) -> Callable[[], BinaryIO]:
+    def opener(self, path: Path, interrupts: Interrupts) -> Callable[[], BinaryIO]:
+        """Opens ``path`` for one pass, its reads advancing that pass's bar."""
+
         def open_source() -> BinaryIO:
             raw = cast(BinaryIO, path.open("rb", buffering=0))
             label = self.labels[min(self.passes, len(self.labels) - 1)]
             self.passes += 1
-            if self.bar is None:
-                return cast(BinaryIO, io.BufferedReader(cast(Any, raw)))
-            bar = self.bar
-            task = bar.add_task(label, total=self.size)
-            counting = _CountingReader(raw, lambda n: bar.advance(task, n))
+            advance: Callable[[int], None] = lambda _n: None  # noqa: E731
+            if self.bar is not None:
+                bar, task = self.bar, self.bar.add_task(label, total=self.size)
+                advance = lambda n: bar.advance(task, n)  # noqa: E731
+            counting = _CountingReader(raw, interrupts.wrap(advance))
             return cast(BinaryIO, io.BufferedReader(counting))
 
         return open_source
@@ -849,12 +898,14 @@ def import_(
 
             def wrote(count: int) -> None:
                 run.written = (run.written or 0) + count
+                interrupts.check()
 
+            interrupts = stack.enter_context(Interrupts())
             try:
                 if dry_run:
                     summary = dry_run_import(
                         store,
-                        bars.opener(path),
+                        bars.opener(path, interrupts),
                         cast(bulk.ImportFormat, chosen),
                         overwrite=overwrite,
                         batch=batch,
@@ -863,13 +914,14 @@ def import_(
                 else:
                     summary = bulk.import_specs(
                         store,
-                        bars.opener(path),
+                        bars.opener(path, interrupts),
                         cast(bulk.ImportFormat, chosen),
                         overwrite=overwrite,
                         batch=batch,
                         nova_store=nova_store,
                         progress=wrote,
                     )
+                interrupts.check()
             except KeyboardInterrupt:
                 bars.__exit__(None, None, None)
                 if not run.written:
@@ -1038,7 +1090,7 @@ def build_command() -> Any:
             if isinstance(param, typer.core.TyperArgument) and param.metavar:
                 param.display_type_rich = lambda ctx: None  # type: ignore[method-assign]
                 usage = str(param.metavar) if param.required else f"[{param.metavar}]"
-                param._usage_display_name = lambda usage=usage: usage  # type: ignore[method-assign]
+                param._usage_display_name = lambda usage=usage: usage  # type: ignore[method-assign,misc]
     return command
 
 
