@@ -534,6 +534,8 @@ def demo(
 def parse_uuid(text: str) -> str:
     """Any spelling :class:`uuid.UUID` accepts (braces, urn:uuid:, upper case, no dashes)."""
     try:
+        if not text.isascii():  # int() would take other scripts' digits
+            raise ValueError(text)
         return normalize_uuid(uuid.UUID(text.strip()))
     except ValueError:
         raise InvalidUUIDError(text) from None

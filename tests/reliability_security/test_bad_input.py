@@ -935,10 +935,13 @@ def test_injecting_cell_names_are_refused_before_redis(unreachable: SpecStore, b
 
 def test_injecting_input_on_the_command_line_exits_2_without_touching_redis() -> None:
     dead = f"redis://127.0.0.1:{free_port()}/0"
-    for bad in ("*", f"{VALID}*", f"{{{VALID}}}", VALID.replace("1", "\uff11")):
+    for bad in ("*", f"{VALID}*", f"{{{VALID}}}*", VALID.replace("1", "\uff11")):
         result = run_cli("inspect", bad, url=dead)
         assert result.returncode == 2
-        assert "not a valid UUID" in result.stderr and "redis failed" not in result.stderr
+        assert "not a valid UUID" in result.stderr and "Redis at" not in result.stderr
+    # braces are a spelling uuid.UUID accepts: normalised before any key is built
+    braced = run_cli("inspect", f"{{{VALID}}}", url=dead)
+    assert braced.returncode == 2 and "cannot connect to Redis at" in braced.stderr
     bad_cells = run_cli("--cell-urls", f"cell*={dead}", "stats", url=dead)
     assert bad_cells.returncode == 2 and "invalid cell name" in bad_cells.stderr
     bad_prefix = run_cli("--prefix", "spec*", "stats", url=dead)
