@@ -927,7 +927,13 @@ def import_(
             except KeyboardInterrupt:
                 bars.__exit__(None, None, None)
                 if not run.written:
-                    stage = "while checking" if dry_run or bars.passes < 2 else "before writing"
+                    stage = (
+                        "while checking"
+                        if dry_run
+                        else "while validating"
+                        if bars.passes < 2
+                        else "before the first batch was written"
+                    )
                     fail(f"interrupted {stage}: nothing was written", EXIT_INTERRUPTED)
                 fail(
                     f"interrupted after writing {run.written} records: run the same import "
