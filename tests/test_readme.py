@@ -135,3 +135,24 @@ def test_the_package_docstring_example_runs() -> None:
 
     result = doctest.testmod(specstore, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+@pytest.mark.parametrize(("ci", "expected"), [("true", 1), ("", 0)])
+def test_without_redis_server_ci_fails_and_a_laptop_skips(
+    tmp_path: Path, ci: str, expected: int
+) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "CI"}
+    env["PATH"] = str(tmp_path)  # no redis-server, no redis-cli
+    if ci:
+        env["CI"] = ci
+    test = "tests/test_cli_operator.py::test_repair_counts_instances_not_keys"
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", test, "-q", "-p", "no:cacheprovider", "-rs"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == expected, result.stdout
+    assert "redis-server is not on PATH" in result.stdout
