@@ -28,7 +28,7 @@ GET_TARGET = Target("value", ">=", 60_000, "specs/s")
 def figure_3(client: redis.Redis, prefix: str, counts: Counts) -> list[Row]:
     keys = keyspace(prefix, "batch")
     store = SpecStore(client, keyspace=keys)
-    ctx = RequestContext(specs=store)
+    ctx = RequestContext(store=store)
     specs = spec_copies(counts.batch_total)
     uids = [str(s.instance_uuid) for s in specs]
     ss_keys = [keys.spec_key(API, u) for u in uids] + [keys.location_key(u) for u in uids]

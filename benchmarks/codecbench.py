@@ -74,7 +74,7 @@ def figure_5(client: redis.Redis, prefix: str, counts: Counts) -> list[Row]:
     json_decode = timed(lambda: RequestSpec.model_validate_json(text))
 
     store = SpecStore(client, keyspace=keyspace(prefix, "size"))
-    store.create(RequestContext(specs=store), spec)
+    store.create(RequestContext(store=store), spec)
     uid = str(spec.instance_uuid)
     spec_key = store.keys.spec_key(API, uid)
     json_key = f"{prefix}:size:json:{{{uid}}}"

@@ -35,7 +35,7 @@ MIB = 1024 * 1024
 
 def populate(client: redis.Redis, prefix: str, count: int, batch: int = 1_000) -> None:
     store = SpecStore(client, keyspace=Keyspace(prefix))
-    ctx = RequestContext(specs=store)
+    ctx = RequestContext(store=store)
     for start in range(0, count, batch):
         create_all(store, ctx, spec_copies(min(batch, count - start)), batch)
 

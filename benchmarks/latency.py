@@ -82,7 +82,7 @@ def _set_all(client: RedisClient, keys: Sequence[str], values: Sequence[str],
 
 def save_get_ops(store: SpecStore, prefix: str, pool_size: int) -> dict[str, Op]:
     """specstore save/get and raw HSET/HGETALL ops over a pool of stored specs."""
-    ctx = RequestContext(specs=store)
+    ctx = RequestContext(store=store)
     client = store.client
     pool = spec_copies(pool_size)
     create_all(store, ctx, pool)
@@ -173,7 +173,7 @@ def json_ops(client: redis.Redis, prefix: str, pool_size: int) -> dict[str, Op]:
 
 def promote_ops(store: SpecStore, prefix: str, stock: int) -> dict[str, Op]:
     """specstore, raw and hand-rolled promotes; each call consumes one of ``stock`` specs."""
-    ctx = RequestContext(specs=store)
+    ctx = RequestContext(store=store)
     client = store.client
     ss_specs = spec_copies(stock)
     create_all(store, ctx, ss_specs)

@@ -47,7 +47,7 @@ def _workload(path: str, client: redis.Redis, url: str, prefix: str, counts: Cou
     Results are dropped call by call, so a profile never pays for a growing heap.
     """
     store = SpecStore(client, keyspace=keyspace(prefix, "prof-" + path.replace(" ", "-")))
-    ctx = RequestContext(specs=store)
+    ctx = RequestContext(store=store)
     n = counts.profile_ops
     if path in ("single save", "single get"):
         ops = save_get_ops(store, f"{prefix}:profraw", min(n, 200))

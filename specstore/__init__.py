@@ -1,11 +1,16 @@
 """specstore: persist cloud scheduling request specs in Redis.
 
->>> from specstore import RequestContext, SpecStore
->>> store = SpecStore.from_url("memory://")          # or redis://, rediss://, ...
->>> ctx = RequestContext(project_id="p", user_id="u", specs=store)
+>>> import uuid
+>>> from specstore import Flavor, RequestContext, RequestSpec, SpecStore
+>>> store = SpecStore.from_url("memory://doctest")    # or redis://, rediss://, ...
+>>> ctx = RequestContext(project_id="p", user_id="u", store=store)
+>>> flavor = Flavor(flavorid="1", name="m1.small", memory_mb=2048, vcpus=1, root_gb=20)
+>>> spec = RequestSpec(instance_uuid=uuid.uuid4(), project_id="p", flavor=flavor)
 >>> spec.create(ctx)                                  # api store (untargeted context)
->>> store.promote(ctx, spec.instance_uuid, "cell1")   # after scheduling
+>>> store.promote(ctx, spec.instance_uuid, "cell1").cell   # after scheduling
+'cell1'
 >>> spec.save(ctx.target_cell("cell1"))               # later moves write to the cell
+>>> store.close()
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from specstore.errors import (
     ConflictError,
     CorruptDocumentError,
     IncompatibleSchemaError,
+    InvalidInputError,
     InvalidUUIDError,
     SpecExistsError,
     SpecNotFoundError,
@@ -26,7 +32,27 @@ from specstore.errors import (
     WrongStoreError,
 )
 from specstore.keys import API, Keyspace
-from specstore.model import RequestSpec
+from specstore.model import (
+    PERSISTED_FIELDS,
+    TRANSIENT_FIELDS,
+    ComputeNodeRef,
+    Destination,
+    Flavor,
+    GroupPolicy,
+    ImageMeta,
+    InstanceGroup,
+    InstanceNUMACell,
+    InstanceNUMATopology,
+    InstancePCIRequest,
+    InstancePCIRequests,
+    NetworkMetadata,
+    RequestedNetwork,
+    RequestGroup,
+    RequestLevelParams,
+    RequestSpec,
+    SchedulerLimits,
+    SchedulerRetries,
+)
 
 if TYPE_CHECKING:
     from specstore.legacy import InstanceRecord, MigrationBatchResult
@@ -62,22 +88,41 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "API",
+    "PERSISTED_FIELDS",
+    "TRANSIENT_FIELDS",
     "BackendError",
     "BatchCreate",
     "BatchDestroy",
     "BatchRead",
+    "ComputeNodeRef",
     "ConflictError",
     "CorruptDocumentError",
+    "Destination",
+    "Flavor",
+    "GroupPolicy",
+    "ImageMeta",
     "IncompatibleSchemaError",
+    "InstanceGroup",
+    "InstanceNUMACell",
+    "InstanceNUMATopology",
+    "InstancePCIRequest",
+    "InstancePCIRequests",
     "InstanceRecord",
+    "InvalidInputError",
     "InvalidUUIDError",
     "Keyspace",
     "MigrationBatchResult",
     "MoveOperation",
     "MovePlan",
+    "NetworkMetadata",
     "Promotion",
     "RequestContext",
+    "RequestGroup",
+    "RequestLevelParams",
     "RequestSpec",
+    "RequestedNetwork",
+    "SchedulerLimits",
+    "SchedulerRetries",
     "SpecExistsError",
     "SpecNotFoundError",
     "SpecStore",

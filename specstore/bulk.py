@@ -346,7 +346,9 @@ def _restore(
             )
             for r in group
         ]
-        replies = run_batch(backend, calls, f"import of {len(calls)} specs")
+        replies = run_batch(
+            backend, calls, f"import of {len(calls)} specs", whole_failure_raises=True
+        )
         unclaimed: list[ExportRecord] = []
         for record, reply in zip(group, replies, strict=True):
             if isinstance(reply, SpecStoreError):
@@ -618,22 +620,40 @@ class RepairReport:
     problems: list[str] = field(default_factory=list)
 
 
-def repair(store: SpecStore, *, dry_run: bool = False, batch: int = 500) -> RepairReport:
+def repair(
+    store: SpecStore,
+    *,
+    dry_run: bool = False,
+    batch: int = 500,
+    progress: Progress | None = None,
+) -> RepairReport:
     """Find instances with more than one home or a location record that disagrees; fix them
-    by the rule in :mod:`specstore.repair_rules` (only report with ``dry_run``)."""
+    by the rule in :mod:`specstore.repair_rules` (only report with ``dry_run``).
+
+    ``checked`` counts instances: one seen through its spec key is not counted again through
+    its location record. ``progress`` is called with the instances just checked."""
     report = RepairReport(dry_run=dry_run)
     seen: set[str] = set()
     for candidates in _repair_candidates(store, batch):
+        counted = 0
         for uid, extra_stores in candidates.items():
             if uid in seen:
                 continue
-            report.checked += 1
+            # extra_stores is empty for a uid found through its location record: counted
+            # already with its copy, unless it has none
+            first_sighting = bool(extra_stores)
             try:
                 obs = observe(store, uid, extra_stores)
             except CorruptDocumentError as exc:
+                seen.add(uid)  # remembered like damage: memory bounded by what is broken
+                report.checked += 1
+                counted += 1
                 report.skipped += 1  # not ours to fix: left as it is
                 _note(report.problems, str(exc))
                 continue
+            if first_sighting or not obs.copies:
+                report.checked += 1
+                counted += 1
             plan = plan_repair(obs)
             if plan.healthy:
                 continue
@@ -644,6 +664,8 @@ def repair(store: SpecStore, *, dry_run: bool = False, batch: int = 500) -> Repa
             if not dry_run:
                 apply_plan(store, obs, plan)
                 report.repaired += 1
+        if progress is not None and counted:
+            progress(counted)
     return report
 
 

@@ -18,14 +18,14 @@ class RequestContext:
 
     Untargeted, a context reads and writes the api store; ``ctx.target_cell("cell1")`` returns
     a context for the cell1 store (as Nova's ``target_cell`` does for a cell's database).
-    ``specs`` is the :class:`~specstore.store.SpecStore` used by the object-style API
+    ``store`` is the :class:`~specstore.store.SpecStore` used by the object-style API
     (``spec.create(ctx)``, ``spec.save(ctx)``, ``RequestSpec.get_by_instance_uuid(ctx, uuid)``).
     """
 
     project_id: str | None = None
     user_id: str | None = None
     cell: str | None = None
-    specs: SpecStore | None = None
+    store: SpecStore | None = None
 
     def __post_init__(self) -> None:
         if self.cell is not None:
@@ -45,6 +45,6 @@ class RequestContext:
         return self.cell if self.cell is not None else API
 
     def require_store(self) -> SpecStore:
-        if self.specs is None:
-            raise SpecStoreError("this RequestContext has no SpecStore (pass specs=...)")
-        return self.specs
+        if self.store is None:
+            raise SpecStoreError("this RequestContext has no SpecStore (pass store=...)")
+        return self.store

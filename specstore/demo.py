@@ -79,10 +79,17 @@ def _keys(store: SpecStore, uid: str) -> list[str]:
     return sorted(found)
 
 
-def run_demo(store: SpecStore, where: str, print_line: Printer, keep: bool = False) -> None:
+def run_demo(
+    store: SpecStore,
+    where: str,
+    print_line: Printer,
+    keep: bool = False,
+    kept_hint: Callable[[str], str] | None = None,
+) -> None:
+    """Narrate one spec's lifecycle; with ``keep``, leave it and print ``kept_hint(uuid)``."""
     out = print_line
     uid = uuid.uuid4()
-    ctx = RequestContext(project_id="demo-project", user_id="demo-user", specs=store)
+    ctx = RequestContext(project_id="demo-project", user_id="demo-user", store=store)
     out(f"specstore demo on {where}")
     out("")
 
@@ -178,4 +185,5 @@ def run_demo(store: SpecStore, where: str, print_line: Printer, keep: bool = Fal
             f"{'nothing' if store.locate(uid) is None else store.locate(uid)} for it"
         )
     else:
-        out(f"9. kept: inspect it with `specstore inspect {uid}`")
+        hint = kept_hint(str(uid)) if kept_hint else f"kept: specstore inspect {uid}"
+        out(f"9. {hint}")

@@ -39,6 +39,10 @@ class InvalidSpecError(InvalidInputError):
     """Spec data does not validate against the model."""
 
 
+class ConfigurationError(InvalidInputError):
+    """The settings (flags, environment, config file) are incomplete or wrong."""
+
+
 # --- documents ---------------------------------------------------------------------------
 
 

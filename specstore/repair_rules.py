@@ -52,7 +52,7 @@ class Observation:
     """backend name -> its own record (cells' own backends only)."""
     backend_of: dict[str, str] = field(default_factory=dict)
     """store -> name of the backend holding it."""
-    api_backend: str = "default"
+    api_backend: str = "api"
 
 
 @dataclass(frozen=True)

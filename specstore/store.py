@@ -601,12 +601,15 @@ class SpecStore:
                 yield reply_text(key)
 
 
-def run_batch(backend: Backend, calls: list[lua.Call], operation: str) -> list[Any]:
+def run_batch(
+    backend: Backend, calls: list[lua.Call], operation: str, *, whole_failure_raises: bool = False
+) -> list[Any]:
     """Replies of a pipelined batch of script calls, each failed call as a BackendError.
 
     A failed call's ``may_have_written`` is False when Redis refused it before running it
-    (out of memory, read-only replica, busy, redirected), else True; when the whole pipeline
-    fails (connection lost), every call gets the same error.
+    (out of memory, read-only replica, busy, redirected), else True. When the whole pipeline
+    fails (connection lost, authentication), every call gets the same error, or it is raised
+    with ``whole_failure_raises``.
     """
     if not calls:
         return []
@@ -614,6 +617,8 @@ def run_batch(backend: Backend, calls: list[lua.Call], operation: str) -> list[A
         with backend_errors(operation, writes=True):
             replies = lua.run_scripts_pipelined(backend.client, calls)
     except BackendError as exc:
+        if whole_failure_raises:
+            raise
         return [exc] * len(calls)
     return [_call_failed(operation, r) if isinstance(r, Exception) else r for r in replies]
 

@@ -55,7 +55,7 @@ class Topology:
     @classmethod
     def single(cls, client: RedisClient, keys: Keyspace | None = None) -> Topology:
         """Every store on one connection (the usual deployment, and the embedded default)."""
-        return cls(Backend("default", client, keys or Keyspace()))
+        return cls(Backend(API, client, keys or Keyspace()))
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Topology:
@@ -64,7 +64,7 @@ class Topology:
         prefix = config.get("prefix", "specstore")
         if not isinstance(url, str) or not isinstance(prefix, str):
             raise InvalidInputError("redis_url and prefix must be strings")
-        api = Backend("default", connect(url), Keyspace(prefix))
+        api = Backend(API, connect(url), Keyspace(prefix))
         # One server and prefix is one backend, however often it is named: a cell configured
         # with the api's URL shares the api backend (and its atomic one-script promote).
         shared: dict[tuple[str, str], Backend] = {(url, prefix): api}

@@ -75,4 +75,4 @@ def store(request: pytest.FixtureRequest) -> SpecStore:
 
 @pytest.fixture
 def ctx(store: SpecStore) -> RequestContext:
-    return RequestContext(project_id="project-1", user_id="user-1", specs=store)
+    return RequestContext(project_id="project-1", user_id="user-1", store=store)

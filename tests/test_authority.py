@@ -86,7 +86,7 @@ def crash_after(step: str) -> Any:
 
 
 def booted(store: SpecStore) -> tuple[RequestContext, RequestSpec, str]:
-    ctx = RequestContext(project_id="p", user_id="u", specs=store)
+    ctx = RequestContext(project_id="p", user_id="u", store=store)
     spec = typical_spec()
     store.create(ctx, spec)
     return ctx, spec, str(spec.instance_uuid)
@@ -133,7 +133,7 @@ def test_create_in_a_remote_cell_goes_through_the_authority(
     servers: tuple[RedisServer, RedisServer],
 ) -> None:
     store = make_store(servers)
-    ctx = RequestContext(specs=store).target_cell(REMOTE)
+    ctx = RequestContext(store=store).target_cell(REMOTE)
     specs = [typical_spec() for _ in range(3)]
     assert store.create(ctx, specs[0]) == 1
     result = store.create_many(ctx, specs)
@@ -182,7 +182,7 @@ def test_repair_leaves_a_move_within_its_lease_alone(
         if step == "begin":
             seen["report"] = bulk.repair(plain)
             with pytest.raises(MoveInProgressError):
-                plain.save(RequestContext(specs=plain), spec)
+                plain.save(RequestContext(store=plain), spec)
 
     mover = make_store(servers, on_move_step=repair_mid_move)
     ctx, spec, uid = booted(mover)
@@ -205,7 +205,7 @@ def test_a_move_given_up_after_its_lease_never_adopts_later(
             time.sleep(0.01)  # the 1 ms lease runs out
             assert bulk.repair(plain).repaired == 1
             spec.availability_zone = "az-after-rollback"
-            acknowledged["rev"] = plain.save(RequestContext(specs=plain), spec)
+            acknowledged["rev"] = plain.save(RequestContext(store=plain), spec)
 
     slow = make_store(servers, move_lease_seconds=0.001, on_move_step=stall_after_begin)
     ctx, spec, uid = booted(slow)
@@ -229,8 +229,8 @@ def test_a_late_adopt_of_a_retried_promote_cannot_resurrect_a_destroyed_spec(
 
     def retry_finishes_and_destroys(step: str, uid: str) -> None:
         if step == "begin":
-            assert fast.promote(RequestContext(specs=fast), uid, REMOTE).moved  # joins
-            fast.destroy(RequestContext(specs=fast).target_cell(REMOTE), uid)
+            assert fast.promote(RequestContext(store=fast), uid, REMOTE).moved  # joins
+            fast.destroy(RequestContext(store=fast).target_cell(REMOTE), uid)
 
     slow = make_store(servers, on_move_step=retry_finishes_and_destroys)
     ctx, _, uid = booted(slow)

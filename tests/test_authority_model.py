@@ -124,7 +124,7 @@ class AuthorityMachine(RuleBasedStateMachine):
     # -- helpers ----------------------------------------------------------------------------
 
     def ctx(self, client: int, store: str) -> RequestContext:
-        ctx = RequestContext(project_id="p", user_id="u", specs=self.clients[client])
+        ctx = RequestContext(project_id="p", user_id="u", store=self.clients[client])
         return ctx if store == API else ctx.target_cell(store)
 
     def outcome(self, name: str) -> None:

@@ -104,7 +104,7 @@ def test_repair_is_a_no_op_on_a_healthy_store(store: SpecStore, ctx: RequestCont
 
 @pytest.mark.cluster
 def test_10000_specs_round_trip_across_a_cluster(cluster_store: SpecStore, tmp_path: Path) -> None:
-    ctx = RequestContext(specs=cluster_store)
+    ctx = RequestContext(store=cluster_store)
     base = typical_spec()
     for start in range(0, 10_000, 1000):
         batch = [base.model_copy(update={"instance_uuid": uuid.uuid4()}) for _ in range(1000)]

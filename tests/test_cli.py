@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import uuid
 from pathlib import Path
@@ -16,35 +15,10 @@ import pytest
 from serializers.envelope import encode_envelope
 from specstore import RequestContext, SpecStore
 from tests.factories import typical_spec
+from tests.support.cli import run_cli, specstore_cmd
 from tests.support.keyspace import set_location
 
 FIXTURES = Path(__file__).parent / "fixtures" / "nova"
-
-
-def specstore_cmd() -> str:
-    path = shutil.which("specstore")
-    if path is None:
-        pytest.fail("the specstore console script is not installed (pip install -e .)")
-    return path
-
-
-def run_cli(
-    *args: str, url: str | None = None, env: dict[str, str] | None = None, stdin: bytes = b""
-) -> subprocess.CompletedProcess[str]:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("SPECSTORE_")}
-    if url is not None:
-        full_env["SPECSTORE_REDIS_URL"] = url
-    full_env.update(env or {})
-    result = subprocess.run(
-        [specstore_cmd(), *args],
-        input=stdin.decode(),
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert "Traceback" not in result.stderr, result.stderr
-    return result
 
 
 def test_demo_runs_on_the_embedded_default_with_no_server() -> None:
@@ -78,7 +52,10 @@ def test_redis_down_is_one_line_and_exit_2() -> None:
     result = run_cli("stats", url="redis://127.0.0.1:1/0")
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "redis failed during" in lines[0]
+    assert lines == [
+        "specstore: error: cannot connect to Redis at 127.0.0.1:1 (redis://127.0.0.1:1/0, "
+        "the api store): connection refused (is redis-server running and listening?)"
+    ]
 
 
 @pytest.mark.redis
@@ -119,7 +96,7 @@ def test_bad_lines_are_named_the_good_ones_imported_and_exit_is_1(url: str, tmp_
 @pytest.mark.redis
 def test_import_never_overwrites_unless_told(url: str, tmp_path: Path) -> None:
     store = SpecStore.from_url(url)
-    ctx = RequestContext(specs=store)
+    ctx = RequestContext(store=store)
     spec = typical_spec()
     store.create(ctx, spec)
     dump = tmp_path / "one.jsonl"
@@ -141,7 +118,7 @@ def test_import_never_overwrites_unless_told(url: str, tmp_path: Path) -> None:
 @pytest.mark.redis
 def test_export_skips_and_counts_corrupt_documents(url: str) -> None:
     store = SpecStore.from_url(url)
-    ctx = RequestContext(specs=store)
+    ctx = RequestContext(store=store)
     specs = [typical_spec() for _ in range(5)]
     store.create_many(ctx, specs)
     store.promote(ctx, specs[0].instance_uuid, "cell1")
@@ -165,7 +142,7 @@ def test_export_skips_and_counts_corrupt_documents(url: str) -> None:
 @pytest.mark.redis
 def test_msgpack_export_import_round_trip_through_stdin(url: str, tmp_path: Path) -> None:
     store = SpecStore.from_url(url)
-    ctx = RequestContext(specs=store)
+    ctx = RequestContext(store=store)
     specs = [typical_spec() for _ in range(30)]
     store.create_many(ctx, specs)
     for spec in specs[:10]:
@@ -196,7 +173,7 @@ def test_msgpack_export_import_round_trip_through_stdin(url: str, tmp_path: Path
 @pytest.mark.redis
 def test_repair_finds_and_fixes_damage_by_the_documented_rule(url: str) -> None:
     store = SpecStore.from_url(url)
-    ctx = RequestContext(specs=store)
+    ctx = RequestContext(store=store)
     dup, wrong_loc, no_loc, healthy = (typical_spec() for _ in range(4))
     for spec in (dup, wrong_loc, no_loc, healthy):
         store.create(ctx, spec)

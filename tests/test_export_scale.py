@@ -13,8 +13,8 @@ import pytest
 
 from specstore import RequestContext, SpecStore
 from tests.factories import typical_spec
+from tests.support.cli import run_cli
 from tests.support.redis_server import RedisServer
-from tests.test_cli import run_cli
 
 pytestmark = pytest.mark.redis
 
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.redis
 def load(store: SpecStore, count: int) -> None:
     """``count`` specs, a third of them in cell1 and a third in cell2."""
     base = typical_spec()
-    ctx = RequestContext(specs=store)
+    ctx = RequestContext(store=store)
     contexts = [ctx, ctx.target_cell("cell1"), ctx.target_cell("cell2")]
     for start in range(0, count, 1000):
         size = min(1000, count - start)

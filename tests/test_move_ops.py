@@ -279,7 +279,7 @@ LIFECYCLE: list[Step] = [
 @pytest.mark.redis
 def test_lifecycle_on_real_redis(real_store: SpecStore, redis_server: RedisServer) -> None:
     uid = "7b2f3c1d-0e4a-4b5c-8d6e-9f0a1b2c3d4e"
-    ctx = RequestContext("project-1", "user-1", specs=real_store)
+    ctx = RequestContext("project-1", "user-1", store=real_store)
     raw = redis_server.client()
     try:
         for step in LIFECYCLE:

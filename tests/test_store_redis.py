@@ -54,7 +54,7 @@ def test_lifecycle_keys_match_readme_layout(
 ) -> None:
     store, spec = real_store, typical_spec()
     uid = str(spec.instance_uuid)
-    api = RequestContext("project-1", "user-1", specs=store)
+    api = RequestContext("project-1", "user-1", store=store)
     cell1 = api.target_cell("cell1")
 
     spec.create(api)
@@ -89,7 +89,7 @@ def test_lifecycle_keys_match_readme_layout(
 
 def test_concurrent_cas_updates_lose_nothing(real_store: SpecStore) -> None:
     """8 threads get -> modify -> save with CAS on one spec for a few seconds."""
-    ctx = RequestContext(specs=real_store)
+    ctx = RequestContext(store=real_store)
     spec = typical_spec()
     spec.create(ctx)
     uid = spec.instance_uuid
@@ -122,7 +122,7 @@ def test_concurrent_cas_updates_lose_nothing(real_store: SpecStore) -> None:
 
 def test_promote_racing_save_ends_with_one_home_and_no_loss(real_store: SpecStore) -> None:
     url = real_store_url(real_store)
-    api = RequestContext(specs=real_store)
+    api = RequestContext(store=real_store)
     for _ in range(40):
         spec = typical_spec()
         spec.create(api)
@@ -165,7 +165,7 @@ def test_promote_racing_save_ends_with_one_home_and_no_loss(real_store: SpecStor
 
 def test_concurrent_double_promote_moves_once(real_store: SpecStore) -> None:
     url = real_store_url(real_store)
-    api = RequestContext(specs=real_store)
+    api = RequestContext(store=real_store)
     for _ in range(40):
         spec = typical_spec()
         spec.create(api)
@@ -225,7 +225,7 @@ def test_one_round_trip_per_single_spec_operation(
     counting_store: SpecStore, redis_server: RedisServer
 ) -> None:
     store = counting_store
-    api = RequestContext(specs=store)
+    api = RequestContext(store=store)
     warm = typical_spec()  # first calls load the scripts (NOSCRIPT -> SCRIPT LOAD)
     store.create(api, warm)
     store.save(api, warm)
@@ -258,7 +258,7 @@ def test_one_round_trip_per_single_spec_operation(
 
 def test_redis_down_gives_typed_errors_saying_nothing_was_written() -> None:
     store = SpecStore.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=1)
-    ctx = RequestContext(specs=store)
+    ctx = RequestContext(store=store)
     spec = typical_spec()
     with pytest.raises(BackendError) as read_error:
         store.get(ctx, spec.instance_uuid)
@@ -270,7 +270,7 @@ def test_redis_down_gives_typed_errors_saying_nothing_was_written() -> None:
 
 
 def test_scripts_are_reloaded_after_a_script_flush(real_store: SpecStore) -> None:
-    ctx = RequestContext(specs=real_store)
+    ctx = RequestContext(store=real_store)
     spec = typical_spec()
     real_store.create(ctx, spec)
     real_store.client.script_flush()

@@ -68,7 +68,7 @@ def homes(store: SpecStore, uid: str) -> list[str]:
 
 def test_promote_across_servers_moves_once(servers: tuple[RedisServer, RedisServer]) -> None:
     store = make_store(*servers)
-    ctx = RequestContext(specs=store)
+    ctx = RequestContext(store=store)
     spec = typical_spec()
     spec.create(ctx)
     uid = str(spec.instance_uuid)
@@ -94,7 +94,7 @@ def test_api_copy_is_readable_but_frozen_while_a_move_is_half_done(
             raise CrashError(step)
 
     crashing = make_store(*servers, on_move_step=crash_after_begin)
-    ctx = RequestContext(specs=crashing)
+    ctx = RequestContext(store=crashing)
     spec = typical_spec()
     spec.create(ctx)
     with pytest.raises(CrashError):
@@ -120,7 +120,7 @@ def test_promote_across_servers_never_replaces_foreign_data_at_the_cell_key(
     servers: tuple[RedisServer, RedisServer], foreign: dict[str, str]
 ) -> None:
     store = make_store(*servers)
-    ctx = RequestContext(specs=store)
+    ctx = RequestContext(store=store)
     spec = typical_spec()
     spec.create(ctx)
     uid = str(spec.instance_uuid)
@@ -143,7 +143,7 @@ def test_crash_after_each_step_then_settling_leaves_one_home_for_1000_specs(
     servers: tuple[RedisServer, RedisServer], settle: str
 ) -> None:
     plain = make_store(*servers)
-    ctx = RequestContext(specs=plain)
+    ctx = RequestContext(store=plain)
     specs: dict[str, RequestSpec] = {}
     crash_at: dict[str, str | None] = {}
     for index in range(1000):
@@ -200,7 +200,7 @@ KILLER = textwrap.dedent(
         {"cell1": Backend("cell1", redis.Redis(port=int(cell_port)), Keyspace())},
     )
     store = SpecStore(topology, move_lease_seconds=0.001, on_move_step=hook)
-    store.promote(RequestContext(specs=store), uid, "cell1")
+    store.promote(RequestContext(store=store), uid, "cell1")
     """
 )
 
@@ -210,7 +210,7 @@ def test_process_killed_between_steps_is_settled_by_resume(
     servers: tuple[RedisServer, RedisServer], step: str
 ) -> None:
     store = make_store(*servers)
-    ctx = RequestContext(specs=store)
+    ctx = RequestContext(store=store)
     spec = typical_spec()
     spec.create(ctx)
     uid = str(spec.instance_uuid)
@@ -234,7 +234,7 @@ def test_cell_server_stopped_mid_move_completes_on_next_attempt(
 ) -> None:
     api_server, cell_server = servers
     store = make_store(api_server, cell_server)
-    ctx = RequestContext(specs=store)
+    ctx = RequestContext(store=store)
     spec, other = typical_spec(), typical_spec()
     spec.create(ctx)
     other.create(ctx)
@@ -266,7 +266,7 @@ def test_reads_of_promoted_specs_work_while_the_api_server_is_down(
 ) -> None:
     api_server, _ = servers
     store = make_store(*servers)
-    ctx = RequestContext(specs=store)
+    ctx = RequestContext(store=store)
     moved = [typical_spec() for _ in range(5)]
     for spec in moved:
         spec.create(ctx)

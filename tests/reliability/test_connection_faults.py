@@ -111,7 +111,7 @@ def rig(server_and_proxy: tuple[RedisServer, TcpProxy]) -> Iterator[Rig]:
     store = SpecStore.from_url(proxy.url, socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT)
     admin = server.client()
     admin.flushall()
-    ctx = RequestContext(project_id="p", user_id="u", specs=store)
+    ctx = RequestContext(project_id="p", user_id="u", store=store)
     rig = Rig(server, proxy, store, admin, ctx)
     # Load every script once, so that a dropped reply is never just a NOSCRIPT reply.
     warmup = rig.created()

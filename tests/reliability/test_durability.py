@@ -88,7 +88,7 @@ class Writer(threading.Thread):
 
     def step(self, store: SpecStore) -> None:
         ledger = self.ledger
-        ctx = RequestContext(project_id="p", user_id="u", specs=store)
+        ctx = RequestContext(project_id="p", user_id="u", store=store)
         writable = [u for u in ledger.acked if u not in ledger.maybe]
         if len(ledger.acked) + len(ledger.maybe) < SPECS_PER_WRITER and (
             not writable or self.rng.random() < 0.2
@@ -147,7 +147,7 @@ def read_version(store: SpecStore, uid: str) -> Version | None:
                 f"{uid}: a spec hash in {where!r} without a location record"
             )
         return None
-    ctx = RequestContext(specs=store)
+    ctx = RequestContext(store=store)
     try:
         stored = store.get(ctx if home == API else ctx.target_cell(home), uid)
     except SpecNotFoundError:

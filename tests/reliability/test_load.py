@@ -72,7 +72,7 @@ class LoadWorker:
     def __init__(self, index: int, url: str, uids: list[str], seed: int) -> None:
         self.index = index
         self.store = SpecStore.from_url(url, socket_timeout=10)
-        self.ctx = RequestContext(project_id="p", user_id="u", specs=self.store)
+        self.ctx = RequestContext(project_id="p", user_id="u", store=self.store)
         self.uids = uids
         self.rng = random.Random(seed)
         self.log: list[dict[str, Any]] = []
@@ -261,7 +261,7 @@ def test_processes_racing_cas_promote_destroy_lose_nothing(
     store = SpecStore.from_url(load_server.url)
     admin = load_server.client()
     admin.flushall()
-    ctx = RequestContext(specs=store)
+    ctx = RequestContext(store=store)
     uids = [str(uuid.uuid4()) for _ in range(SPECS)]
     initial: list[dict[str, Any]] = []
     for n, uid in enumerate(uids):
@@ -321,7 +321,7 @@ def test_stale_rev_from_a_destroyed_generation_is_refused(load_server: RedisServ
     one, and the load test above sees generations vanish or get destroyed twice.
     """
     store = SpecStore.from_url(load_server.url)
-    ctx = RequestContext(specs=store)
+    ctx = RequestContext(store=store)
     uid = str(uuid.uuid4())
     store.create(ctx, new_generation(uid, "old"))
     held = store.get(ctx, uid)

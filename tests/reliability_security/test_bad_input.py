@@ -55,9 +55,9 @@ from specstore.keys import API, Keyspace, normalize_uuid, validate_cell_name
 from specstore.model import Flavor, RequestSpec
 from specstore.store import SpecStore
 from tests.factories import typical_spec
+from tests.support.cli import run_cli
 from tests.support.keyspace import set_location
 from tests.support.redis_server import free_port
-from tests.test_cli import run_cli
 
 pytestmark = pytest.mark.reliability
 
@@ -632,7 +632,7 @@ def test_wrong_type_at_a_spec_key_gives_typed_errors_and_is_kept(
     any_store: SpecStore, kind: str
 ) -> None:
     store, client, keys = any_store, any_store.client, any_store.keys
-    ctx = RequestContext(specs=store)
+    ctx = RequestContext(store=store)
     uid = str(uuid.uuid4())
     key = keys.spec_key(API, uid)
     plant_at(client, key, kind)
@@ -654,7 +654,7 @@ def test_wrong_type_at_a_spec_key_gives_typed_errors_and_is_kept(
 
 def test_hash_without_doc_is_corrupt_and_kept(any_store: SpecStore) -> None:
     store, client, keys = any_store, any_store.client, any_store.keys
-    ctx = RequestContext(specs=store)
+    ctx = RequestContext(store=store)
     uid = str(uuid.uuid4())
     key = keys.spec_key(API, uid)
     client.hset(key, mapping={"owner": "someone else", "payload": b"\x00\x01"})
@@ -673,7 +673,7 @@ def test_hash_without_doc_is_corrupt_and_kept(any_store: SpecStore) -> None:
 @pytest.mark.parametrize("bogus", ["cell*{x}", "../../etc", "", "API", "cell1\n", "c\u0435ll1"])
 def test_location_record_naming_a_bogus_store(any_store: SpecStore, bogus: str) -> None:
     store, client, keys = any_store, any_store.client, any_store.keys
-    ctx = RequestContext(specs=store)
+    ctx = RequestContext(store=store)
     spec = minimal_spec(uuid.uuid4())
     uid = str(spec.instance_uuid)
     store.create(ctx, spec)
@@ -694,7 +694,7 @@ def test_location_record_naming_a_bogus_store(any_store: SpecStore, bogus: str) 
 
 def test_location_record_of_the_wrong_type(any_store: SpecStore) -> None:
     store, client, keys = any_store, any_store.client, any_store.keys
-    ctx = RequestContext(specs=store)
+    ctx = RequestContext(store=store)
     uid = str(uuid.uuid4())
     client.hset(keys.location_key(uid), "home", "api")
     before = snapshot(client, keys.location_key(uid))
@@ -709,7 +709,7 @@ def test_location_record_of_the_wrong_type(any_store: SpecStore) -> None:
 
 def test_promote_never_overwrites_foreign_data_at_the_cell_key(any_store: SpecStore) -> None:
     store, client, keys = any_store, any_store.client, any_store.keys
-    ctx = RequestContext(specs=store)
+    ctx = RequestContext(store=store)
     spec = minimal_spec(uuid.uuid4())
     uid = str(spec.instance_uuid)
     store.create(ctx, spec)
@@ -740,7 +740,7 @@ OTHER_SHAPES = (
 
 def test_bulk_operations_skip_foreign_keys_and_keep_them(any_store: SpecStore) -> None:
     store, client, keys = any_store, any_store.client, any_store.keys
-    ctx = RequestContext(specs=store)
+    ctx = RequestContext(store=store)
     specs = [minimal_spec(uuid.uuid4()) for _ in range(6)]
     store.create_many(ctx, specs)
     store.promote(ctx, specs[0].instance_uuid, CELL)
@@ -781,7 +781,7 @@ def test_keys_with_a_non_canonical_uuid_are_not_ours(any_store: SpecStore) -> No
     """specstore writes keys with the canonical (lower-case) uuid only; a copy that another
     writer put under the upper-case form is not a second spec of that instance."""
     store, client, keys = any_store, any_store.client, any_store.keys
-    ctx = RequestContext(specs=store)
+    ctx = RequestContext(store=store)
     spec = minimal_spec(uuid.uuid4())
     uid = str(spec.instance_uuid)
     store.create(ctx, spec)
@@ -801,7 +801,7 @@ def test_keys_with_a_non_canonical_uuid_are_not_ours(any_store: SpecStore) -> No
 @pytest.mark.redis
 def test_cli_export_keeps_going_past_a_foreign_key(url: str) -> None:
     store = SpecStore.from_url(url)
-    ctx = RequestContext(specs=store)
+    ctx = RequestContext(store=store)
     specs = [minimal_spec(uuid.uuid4()) for _ in range(4)]
     store.create_many(ctx, specs)
     intruder = str(uuid.uuid4())
@@ -888,7 +888,7 @@ def unreachable() -> Iterator[SpecStore]:
 @pytest.mark.parametrize("bad", BAD_UUIDS, ids=repr)
 def test_injecting_uuids_are_refused_before_redis(unreachable: SpecStore, bad: Any) -> None:
     store = unreachable
-    ctx = RequestContext(specs=store)
+    ctx = RequestContext(store=store)
     calls: list[Callable[[], object]] = [
         lambda: normalize_uuid(bad),
         lambda: store.get(ctx, bad),
@@ -919,14 +919,14 @@ def test_uppercase_uuids_are_normalized_not_refused(unreachable: SpecStore) -> N
 @pytest.mark.parametrize("bad", BAD_CELLS, ids=repr)
 def test_injecting_cell_names_are_refused_before_redis(unreachable: SpecStore, bad: Any) -> None:
     store = unreachable
-    ctx = RequestContext(specs=store)
+    ctx = RequestContext(store=store)
     calls: list[Callable[[], object]] = [
         lambda: validate_cell_name(bad),
         lambda: ctx.target_cell(bad),
         lambda: store.promote(ctx, VALID, bad),
     ]
     if bad is not None:  # cell=None is the untargeted (api) context
-        calls.append(lambda: RequestContext(cell=bad, specs=store))
+        calls.append(lambda: RequestContext(cell=bad, store=store))
     for call in calls:
         assert_typed(call, InvalidCellNameError)
     if isinstance(bad, str) and (set(bad) & set("*?[]{} \r\n\x00") or not bad.isascii()):
@@ -936,10 +936,13 @@ def test_injecting_cell_names_are_refused_before_redis(unreachable: SpecStore, b
 
 def test_injecting_input_on_the_command_line_exits_2_without_touching_redis() -> None:
     dead = f"redis://127.0.0.1:{free_port()}/0"
-    for bad in ("*", f"{VALID}*", f"{{{VALID}}}", VALID.replace("1", "\uff11")):
+    for bad in ("*", f"{VALID}*", f"{{{VALID}}}*", VALID.replace("1", "\uff11")):
         result = run_cli("inspect", bad, url=dead)
         assert result.returncode == 2
-        assert "not a valid UUID" in result.stderr and "redis failed" not in result.stderr
+        assert "not a valid UUID" in result.stderr and "Redis at" not in result.stderr
+    # braces are a spelling uuid.UUID accepts: normalised before any key is built
+    braced = run_cli("inspect", f"{{{VALID}}}", url=dead)
+    assert braced.returncode == 2 and "cannot connect to Redis at" in braced.stderr
     bad_cells = run_cli("--cell-urls", f"cell*={dead}", "stats", url=dead)
     assert bad_cells.returncode == 2 and "invalid cell name" in bad_cells.stderr
     bad_prefix = run_cli("--prefix", "spec*", "stats", url=dead)
@@ -950,7 +953,7 @@ def test_injecting_input_on_the_command_line_exits_2_without_touching_redis() ->
 def test_import_refuses_records_with_injecting_names(url: str, tmp_path: Path) -> None:
     spec = typical_spec()
     store = SpecStore.from_url(url)
-    store.create(RequestContext(specs=store), spec)
+    store.create(RequestContext(store=store), spec)
     exported = io.BytesIO()
     bulk.export_specs(store, exported)
     line = json.loads(exported.getvalue())
@@ -1013,7 +1016,7 @@ def test_documents_over_the_limits_are_refused_on_encode_and_decode() -> None:
 
 def test_huge_documents_are_never_written_and_never_read(any_store: SpecStore) -> None:
     store, client, keys = any_store, any_store.client, any_store.keys
-    ctx = RequestContext(specs=store)
+    ctx = RequestContext(store=store)
     limits = store.codec.limits
     spec = big_spec(limits.max_str_len + 1)
     uid = str(spec.instance_uuid)

@@ -98,7 +98,7 @@ class StoreMachine(RuleBasedStateMachine):
         self.model: dict[str, Entry] = {}
         self.tombstones: dict[str, int] = {}
         self.markers = itertools.count(1)
-        root = RequestContext(project_id="p", user_id="u", specs=self.store)
+        root = RequestContext(project_id="p", user_id="u", store=self.store)
         self.ctx = {API: root, **{cell: root.target_cell(cell) for cell in CELLS}}
 
     # -- helpers ----------------------------------------------------------------------------
@@ -354,7 +354,7 @@ def run_machine(store: SpecStore, config: settings = RUNS) -> Counter[str]:
     outcomes: Counter[str] = Counter()
     machine = type("Machine", (StoreMachine,), {"store": store})
     StoreMachine.outcomes = outcomes
-    run_state_machine_as_test(machine, settings=config)  # type: ignore[no-untyped-call, unused-ignore]
+    run_state_machine_as_test(machine, settings=config)  # type: ignore[no-untyped-call,unused-ignore]
     print(f"\n{sum(outcomes.values())} calls: {dict(sorted(outcomes.items()))}")
     return outcomes
 
