@@ -241,15 +241,14 @@ class SpecStore:
         failed = {r.uid: r.error for r in results if r.status == "failed" and r.error}
         unknown = {r.uid: r.error for r in results if r.status == "unknown" and r.error}
         result = BatchCreate(created, existing, failed, unknown)
-        if failed or unknown:
-            cause = _root_cause(next(iter({**failed, **unknown}.values())))
-            raise BatchWriteError(
-                f"create_many of {len(specs)} specs ({len(created)} created, {len(failed)} "
-                f"failed, {len(unknown)} unknown)",
-                cause,
-                result,
-                may_have_written=bool(created or unknown),
-            ) from cause
+        _raise_if_redis_failed(
+            f"create_many of {len(specs)} specs ({len(created)} created, {len(failed)} "
+            f"failed, {len(unknown)} unknown)",
+            result,
+            failed,
+            unknown,
+            landed=bool(created),
+        )
         return result
 
     def _new_copy(self, uid: str, args: WriteArgs, now: str) -> two_phase.NewCopy:
@@ -451,15 +450,14 @@ class SpecStore:
         if remote and told:
             self._tell_destroyed(store, told, destroyed, unknown)
         result = BatchDestroy(destroyed, missing, elsewhere, moving, failed, unknown)
-        if failed or unknown:
-            cause = _root_cause(next(iter({**failed, **unknown}.values())))
-            raise BatchWriteError(
-                f"destroy_bulk of {len(uids)} specs ({len(destroyed)} destroyed, {len(failed)} "
-                f"failed, {len(unknown)} unknown)",
-                cause,
-                result,
-                may_have_written=bool(destroyed or unknown),
-            ) from cause
+        _raise_if_redis_failed(
+            f"destroy_bulk of {len(uids)} specs ({len(destroyed)} destroyed, {len(failed)} "
+            f"failed, {len(unknown)} unknown)",
+            result,
+            failed,
+            unknown,
+            landed=bool(destroyed),
+        )
         return result
 
     def _tell_destroyed(
@@ -629,27 +627,44 @@ def _call_failed(operation: str, exc: Exception) -> BackendError:
     return error
 
 
-_NOT_RUN = (
-    "OOM",
-    "READONLY",
-    "BUSY",
-    "NOSCRIPT",
-    "MOVED",
-    "ASK",
-    "TRYAGAIN",
-    "CLUSTERDOWN",
-    "NOPERM",
-    "MASTERDOWN",
-    "LOADING",
+_REFUSED_BEFORE_RUNNING = (
+    redis.exceptions.NoScriptError,
+    redis.exceptions.NoPermissionError,
+    redis.exceptions.OutOfMemoryError,
+    redis.exceptions.ReadOnlyError,
+    redis.exceptions.BusyLoadingError,
+    redis.exceptions.MovedError,
+    redis.exceptions.AskError,
+    redis.exceptions.TryAgainError,
+    redis.exceptions.ClusterDownError,
+    redis.exceptions.MasterDownError,
 )
+"""Replies by which Redis refuses a call before running any of it (redis-py strips the code)."""
 
 
 def _refused_before_running(exc: Exception) -> bool:
-    if isinstance(exc, redis.exceptions.NoScriptError | redis.exceptions.MovedError):
+    if isinstance(exc, _REFUSED_BEFORE_RUNNING):
         return True
-    if isinstance(exc, redis.exceptions.AskError | redis.exceptions.TryAgainError):
-        return True
-    return isinstance(exc, redis.ResponseError) and str(exc).startswith(_NOT_RUN)
+    return isinstance(exc, redis.ResponseError) and str(exc).startswith(("BUSY", "NOPERM", "OOM"))
+
+
+def _raise_if_redis_failed(
+    operation: str,
+    result: object,
+    failed: dict[str, StoreError],
+    unknown: dict[str, StoreError],
+    *,
+    landed: bool,
+) -> None:
+    """BatchWriteError (carrying ``result``) when Redis failed part of a batch; a batch whose
+    only failures are typed refusals (data specstore did not write) returns normally."""
+    redis_errors = [e for e in (*failed.values(), *unknown.values()) if isinstance(e, BackendError)]
+    if not redis_errors:
+        return
+    cause = _root_cause(redis_errors[0])
+    raise BatchWriteError(
+        operation, cause, result, may_have_written=landed or bool(unknown)
+    ) from cause
 
 
 def _root_cause(error: StoreError) -> BaseException:
