@@ -752,6 +752,7 @@ def _read_record(backend: Backend, uid: str, now_ms: int) -> Record | None:
             state=raw["state"],
             move_id=raw.get("move_id"),
             move_to=raw.get("move_to"),
+            move_from=raw.get("move_from"),
             lease_expired=int(raw.get("lease_until", "0")) < now_ms,
         )
     except (KeyError, ValueError):
@@ -767,8 +768,9 @@ def apply_plan(store: SpecStore, obs: Observation, plan: Plan) -> None:
     uid = plan.instance_uuid
     ttl = store.moves.buried_seconds
     if plan.settle_move is not None:
-        cell, move_id, epoch = plan.settle_move
-        two_phase.give_up(store.route(cell, uid), two_phase.OpenMove(move_id, epoch), store.moves)
+        source, cell, move_id, epoch = plan.settle_move
+        route = store.route(cell, uid, source)
+        two_phase.give_up(route, two_phase.OpenMove(move_id, epoch), store.moves)
         return
     if plan.finish_destroy is not None:
         cell, epoch, rev = plan.finish_destroy
@@ -784,7 +786,7 @@ def apply_plan(store: SpecStore, obs: Observation, plan: Plan) -> None:
                 topology.api.client,
                 lua.LOC_REPAIR,
                 [topology.api.keys.location_key(uid)],
-                [seen, home, rev, epoch, ttl],
+                [seen, home, rev, epoch, ttl, ""],
             )
         for name, rev in plan.drop.items():
             backend = topology.backend_for(name)
@@ -798,5 +800,12 @@ def apply_plan(store: SpecStore, obs: Observation, plan: Plan) -> None:
                 backend.client,
                 lua.LOC_REPAIR,
                 [backend.keys.location_key(uid)],
-                ["" if own is None else str(own.epoch), home, rev, epoch if home else "", ttl],
+                [
+                    "" if own is None else str(own.epoch),
+                    home,
+                    rev,
+                    epoch if home else "",
+                    ttl,
+                    (own.move_id if own is not None else None) or "",
+                ],
             )

@@ -27,9 +27,11 @@ class LuaScript:
     @classmethod
     def load(cls, name: str) -> LuaScript:
         scripts = resources.files("specstore.scripts")
-        source = scripts.joinpath("_lib.lua").read_text("utf-8") + "\n" + scripts.joinpath(
-            f"{name}.lua"
-        ).read_text("utf-8")
+        source = (
+            scripts.joinpath("_lib.lua").read_text("utf-8")
+            + "\n"
+            + scripts.joinpath(f"{name}.lua").read_text("utf-8")
+        )
         return cls(name, source, hashlib.sha1(source.encode("utf-8")).hexdigest())
 
 
@@ -47,6 +49,11 @@ MOVE_ABORT = LuaScript.load("move_abort")
 MOVE_DESTROYED = LuaScript.load("move_destroyed")
 CELL_ADOPT = LuaScript.load("cell_adopt")
 CELL_FENCE = LuaScript.load("cell_fence")
+CELL_FREEZE = LuaScript.load("cell_freeze")
+CELL_RELEASE = LuaScript.load("cell_release")
+CELL_UNFREEZE = LuaScript.load("cell_unfreeze")
+CELL_MOVE_WITHIN = LuaScript.load("cell_move_within")
+MOVE_INSTALL = LuaScript.load("move_install")
 
 
 def run_script(client: RedisClient, script: LuaScript, keys: list[str], args: list[Any]) -> Any:

@@ -36,6 +36,7 @@ class Record:
     state: str
     move_id: str | None = None
     move_to: str | None = None
+    move_from: str | None = None
     lease_expired: bool = False
 
 
@@ -60,8 +61,8 @@ class Plan:
     """Actions for one instance; empty when it is healthy."""
 
     instance_uuid: str
-    settle_move: tuple[str, str, int] | None = None
-    """(cell, move id, epoch) of an expired move to settle."""
+    settle_move: tuple[str, str, str, int] | None = None
+    """(source, target, move id, epoch) of an expired move to settle ("" source: a create)."""
     move_running: bool = False
     """An open move within its lease: left to its mover."""
     finish_destroy: tuple[str, int, int] | None = None
@@ -91,7 +92,7 @@ class Plan:
             return "healthy"
         parts = []
         if self.settle_move:
-            parts.append(f"settle the interrupted move to {self.settle_move[0]}")
+            parts.append(f"settle the interrupted move to {self.settle_move[1]}")
         if self.finish_destroy:
             parts.append(f"finish the destroy in {self.finish_destroy[0]}")
         if self.keep:
@@ -111,7 +112,13 @@ def plan_repair(obs: Observation) -> Plan:
     if authority is not None and authority.move_id is not None:
         if not authority.lease_expired:
             return Plan(uid, move_running=True)
-        return Plan(uid, settle_move=(authority.move_to or "", authority.move_id, authority.epoch))
+        move = (
+            authority.move_from or "",
+            authority.move_to or "",
+            authority.move_id,
+            authority.epoch,
+        )
+        return Plan(uid, settle_move=move)
     if authority is not None and authority.store is None and authority.state != "live":
         return _buried(obs)
     home = authority.store if authority is not None else None
@@ -144,7 +151,7 @@ def _keep(obs: Observation, keeper: str, *, new_epoch: bool) -> Plan:
     if keeper_backend != obs.api_backend:
         own = obs.cell_records.get(keeper_backend)
         epoch_ok = authority is not None and own is not None and own.epoch == authority.epoch
-        if new_epoch or own is None or own.store != keeper or not epoch_ok:
+        if new_epoch or own is None or own.store != keeper or not epoch_ok or own.move_id:
             records[keeper_backend] = (keeper, rev)
     plan = Plan(
         obs.instance_uuid,

@@ -37,7 +37,7 @@ from specstore.errors import (
     SpecStoreError,
     StoreError,
 )
-from specstore.keys import API, Keyspace, normalize_uuid, validate_cell_name
+from specstore.keys import API, Keyspace, normalize_uuid, validate_cell_name, validate_store_name
 from specstore.model import RequestSpec
 from specstore.records import (
     StoredSpec,
@@ -169,9 +169,12 @@ class SpecStore:
     def backend(self, store: str) -> Backend:
         return self.topology.backend_for(store)
 
-    def route(self, cell: str, uid: str) -> two_phase.Route:
-        """The keys a cross-backend write of ``uid`` into ``cell`` touches."""
-        return two_phase.Route(self.topology.api, self.backend(cell), cell, uid)
+    def route(self, cell: str, uid: str, source: str = API) -> two_phase.Route:
+        """The keys a cross-backend write of ``uid`` into ``cell`` (from ``source``) touches."""
+        source_backend = self.backend(source) if source else None
+        return two_phase.Route(
+            self.topology.api, self.backend(cell), cell, uid, source or API, source_backend
+        )
 
     def is_remote(self, store: str) -> bool:
         """True when ``store`` is a cell on another backend than the api store's."""
@@ -319,19 +322,34 @@ class SpecStore:
         fenced move of :mod:`specstore.two_phase`; calling promote again joins and finishes a
         move that was interrupted, and returns the cell copy's current rev.
         """
-        uid, cell = normalize_uuid(instance_uuid), validate_cell_name(cell)
+        return self._move(normalize_uuid(instance_uuid), API, validate_cell_name(cell))
+
+    def move_to_cell(self, ctx: RequestContext, instance_uuid: UUID | str, cell: str) -> Promotion:
+        """Move a spec from the cell the context targets to ``cell`` (a cross-cell resize or
+        migration, and its revert); idempotent like :meth:`promote`.
+
+        ``locate`` answers the new cell as soon as its copy is there; the old cell then
+        refuses writes (:class:`MoveInProgressError` while the move runs, then
+        :class:`WrongStoreError`). Atomic when both cells share the api backend; otherwise
+        the fenced move of :mod:`specstore.two_phase`.
+        """
+        if ctx.cell is None:
+            raise InvalidInputError("move_to_cell moves out of a cell: target the source cell")
+        return self._move(normalize_uuid(instance_uuid), ctx.cell, validate_cell_name(cell))
+
+    def _move(self, uid: str, source: str, cell: str) -> Promotion:
         api = self.topology.api
-        if self.is_remote(cell):
-            outcome = two_phase.promote(self.route(cell, uid), self.moves, self.clock())
+        if self.is_remote(cell) or self.is_remote(source):
+            outcome = two_phase.move(self.route(cell, uid, source), self.moves, self.clock())
             return Promotion(uid, cell, outcome.rev, outcome.moved)
         keys = [
-            api.keys.spec_key(API, uid),
+            api.keys.spec_key(source, uid),
             api.keys.spec_key(cell, uid),
             api.keys.location_key(uid),
         ]
-        with backend_errors(f"promote {uid} to {cell}", writes=True):
-            reply = lua.run_script(api.client, lua.PROMOTE, keys, [cell])
-        rev, outcome_name = check_reply(reply, uid, API, None)
+        with backend_errors(f"move {uid} to {cell}", writes=True):
+            reply = lua.run_script(api.client, lua.PROMOTE, keys, [cell, source])
+        rev, outcome_name = check_reply(reply, uid, source, None)
         return Promotion(uid, cell, int(rev), moved=outcome_name == "moved")
 
     def resume_moves(self) -> dict[str, str]:
@@ -349,9 +367,10 @@ class SpecStore:
                 if move is None:
                     settled[uid] = "corrupt"
                     continue
-                cell, open_move = move
+                source, cell, open_move = move
                 try:
-                    settled[uid] = two_phase.give_up(self.route(cell, uid), open_move, self.moves)
+                    route = self.route(cell, uid, source)
+                    settled[uid] = two_phase.give_up(route, open_move, self.moves)
                 except BackendError:
                     settled[uid] = "unreachable"
                 except StoreError:
@@ -360,8 +379,9 @@ class SpecStore:
 
     def _expired_moves(
         self, api: Backend, keys: list[str]
-    ) -> dict[str, tuple[str, two_phase.OpenMove] | None]:
-        """Of these location keys, the open moves whose lease expired (None: not ours)."""
+    ) -> dict[str, tuple[str, str, two_phase.OpenMove] | None]:
+        """Of these location keys, the open moves whose lease expired: (source, target, move);
+        None where the record is not ours."""
         owned = [(k, u) for k in keys if (u := api.keys.parse_location_key(k)) is not None]
         if not owned:
             return {}
@@ -369,23 +389,25 @@ class SpecStore:
             pipe = api.client.pipeline(transaction=False)
             pipe.time()
             for key, _ in owned:
-                pipe.hmget(key, ["move_id", "move_to", "epoch", "lease_until"])
+                pipe.hmget(key, ["move_id", "move_to", "epoch", "lease_until", "move_from"])
             replies = pipe.execute(raise_on_error=False)
         seconds, micros = replies[0]
         now_ms = int(seconds) * 1000 + int(micros) // 1000
-        found: dict[str, tuple[str, two_phase.OpenMove] | None] = {}
+        found: dict[str, tuple[str, str, two_phase.OpenMove] | None] = {}
         for (_, uid), reply in zip(owned, replies[1:], strict=True):
             if isinstance(reply, Exception):
                 found[uid] = None
                 continue
-            move_id, move_to, epoch, lease_until = reply
+            move_id, move_to, epoch, lease_until, move_from = reply
             if move_id is None:
                 continue
             try:
                 if int(lease_until or 0) >= now_ms:
                     continue
                 cell = validate_cell_name(reply_text(move_to))
-                found[uid] = (cell, two_phase.OpenMove(reply_text(move_id), int(epoch)))
+                source = validate_store_name(reply_text(move_from)) if move_from else ""
+                move = two_phase.OpenMove(reply_text(move_id), int(epoch))
+                found[uid] = (source, cell, move)
             except (ValueError, TypeError, SpecStoreError):
                 found[uid] = None
         return found
@@ -396,7 +418,7 @@ class SpecStore:
         """Delete the spec from the context's store (compare-and-set with ``rev``)."""
         uid, store = normalize_uuid(instance_uuid), ctx.store_name
         if self.is_remote(store):
-            two_phase.destroy(self.route(store, uid), rev, self.moves)
+            two_phase.destroy(self.route(store, uid), rev, self.moves, self.backend)
             return
         api = self.topology.api
         argv = [store, "" if rev is None else str(rev), BURIED_SECONDS, "1"]
@@ -470,19 +492,37 @@ class SpecStore:
         """The authority's step of a remote destroy_bulk; a failure moves the spec from
         ``destroyed`` to ``unknown`` (its copy is gone, the authority may still name it)."""
         api = self.topology.api
+        with backend_errors(f"destroy_bulk of {len(told)} specs (authority)", writes=False):
+            pipe = api.client.pipeline(transaction=False)
+            for uid, _, _ in told:
+                pipe.hget(api.keys.location_key(uid), "move_from")
+            sources = [reply_text(r) if r else "" for r in pipe.execute()]
+        routes = [
+            self.route(cell, uid, source) for (uid, _, _), source in zip(told, sources, strict=True)
+        ]
         calls: list[lua.Call] = [
             (
                 lua.MOVE_DESTROYED,
-                self.route(cell, uid).authority_keys,
-                [cell, epoch, last_rev, BURIED_SECONDS],
+                route.authority_keys,
+                [cell, epoch, last_rev, BURIED_SECONDS, route.here_flag],
             )
-            for uid, last_rev, epoch in told
+            for route, (_, last_rev, epoch) in zip(routes, told, strict=True)
         ]
         replies = run_batch(api, calls, f"destroy_bulk of {len(calls)} specs (authority)")
-        for (uid, _, _), reply in zip(told, replies, strict=True):
+        for route, (uid, _, epoch), reply in zip(routes, told, replies, strict=True):
             if isinstance(reply, StoreError):
                 destroyed.remove(uid)
                 unknown[uid] = reply
+                continue
+            fields = [reply_text(v) for v in reply]
+            if (
+                fields[1:2] == ["destroyed"]
+                and len(fields) > 3
+                and fields[2]
+                and not route.source_here
+            ):
+                # destroyed before its move committed: the frozen source goes too
+                two_phase.release(route, two_phase.OpenMove(fields[3], epoch), self.moves)
 
     # -- reads -------------------------------------------------------------------------------
 

@@ -100,22 +100,53 @@ class MoveSettings:
 
 @dataclass(frozen=True)
 class Route:
-    """The keys one instance's cross-backend write touches."""
+    """The keys one instance's cross-backend write touches: the authority's, the target's,
+    and the source's (a store on the api backend, or a cell on its own backend)."""
 
     api: Backend
     cell_backend: Backend
+    """The target's backend."""
     cell: str
+    """The target store."""
     uid: str
+    source: str = API
+    source_backend: Backend | None = None
+    """None: the source store lives on the api backend."""
+
+    @property
+    def source_here(self) -> bool:
+        """True when the source copy is on the api backend (frozen by the authority itself)."""
+        return self.source_backend is None or self.source_backend is self.api
+
+    @property
+    def target_here(self) -> bool:
+        """True when the target store is on the api backend (adopt and commit are one step)."""
+        return self.cell_backend is self.api
+
+    @property
+    def within(self) -> bool:
+        """True when source and target share a cell's own backend (adopt is a rename there)."""
+        return not self.source_here and self.cell_backend is self.source_backend
+
+    @property
+    def here_flag(self) -> str:
+        return "1" if self.source_here else ""
 
     @property
     def authority_keys(self) -> list[str]:
-        """[location record, api spec key] on the api backend."""
-        return [self.api.keys.location_key(self.uid), self.api.keys.spec_key(API, self.uid)]
+        """[location record, source spec key] on the api backend."""
+        return [self.api.keys.location_key(self.uid), self.api.keys.spec_key(self.source, self.uid)]
 
     @property
     def cell_keys(self) -> list[str]:
-        """[cell spec key, cell location record] on the cell's backend."""
+        """[target spec key, location record] on the target's backend."""
         return self.cell_backend.keys.home_keys(self.cell, self.uid)
+
+    @property
+    def source_keys(self) -> list[str]:
+        """[source spec key, location record] on the source's backend."""
+        backend = self.source_backend or self.api
+        return backend.keys.home_keys(self.source, self.uid)
 
 
 @dataclass(frozen=True)
@@ -156,33 +187,63 @@ def _notify(settings: MoveSettings, step: str, uid: str) -> None:
         settings.hook(step, uid)
 
 
-# -- promote ------------------------------------------------------------------------------------
+# -- moves --------------------------------------------------------------------------------------
 
 
-def promote(route: Route, settings: MoveSettings, now: str) -> MoveOutcome:
-    """Run (or join and finish) the move of ``route.uid`` to ``route.cell``."""
+def move(route: Route, settings: MoveSettings, now: str) -> MoveOutcome:
+    """Run (or join and finish) the move of ``route.uid`` from its source to ``route.cell``."""
     uid, cell = route.uid, route.cell
-    with backend_errors(f"promote {uid} to {cell} (begin)", writes=True):
+    with backend_errors(f"move {uid} to {cell} (begin)", writes=True):
         reply = lua.run_script(
             route.api.client,
             lua.MOVE_BEGIN,
             route.authority_keys,
-            [cell, new_move_id(), settings.lease_ms, now],
+            [cell, new_move_id(), settings.lease_ms, now, route.source, route.here_flag],
         )
     if reply_text(reply[0]) == "already":
         return MoveOutcome(uid, cell, _cell_rev(route), moved=False)
-    check_reply(reply[:2], uid, API, None)
-    move = OpenMove(reply_text(reply[1]), int(reply[2]))
-    record = _pairs(reply[3])
+    check_reply(reply[:2], uid, route.source, None)
+    open_move = OpenMove(reply_text(reply[1]), int(reply[2]))
     _notify(settings, "begin", uid)
     try:
-        rev = adopt(route, move, [record.get(name, b"") for name in RECORD_FIELDS], settings)
-        commit(route, move, rev, settings)
+        record = _pairs(reply[3]) if route.source_here else freeze(route, open_move, settings)
+        fields = [record.get(name, b"") for name in RECORD_FIELDS]
+        if route.target_here:
+            rev = install(route, open_move, fields, settings)
+        else:
+            rev = (
+                within(route, open_move, settings)
+                if route.within
+                else adopt(route, open_move, fields, settings)
+            )
+            commit(route, open_move, rev, settings)
+        if not route.source_here and not route.within:
+            release(route, open_move)
     except BackendError as exc:
-        # The move is open (begin landed): the promote as a whole did write. Promote again
+        # The move is open (begin landed): the call as a whole did write. Calling it again
         # (or resume_moves after the lease) finishes or rolls it back.
         raise BackendError(exc.operation, exc.__cause__ or exc, may_have_written=True) from exc
     return MoveOutcome(uid, cell, rev, moved=True)
+
+
+def freeze(route: Route, move: OpenMove, settings: MoveSettings) -> dict[str, Any]:
+    """Step 1b, for a source on a cell's own backend: freeze it there; its record."""
+    uid = route.uid
+    with backend_errors(f"move {uid} to {route.cell} (freeze)", writes=True):
+        reply = lua.run_script(
+            _source_client(route),
+            lua.CELL_FREEZE,
+            route.source_keys,
+            [route.source, route.cell, move.move_id, move.epoch],
+        )
+    if reply_text(reply[0]) == "ok":
+        _notify(settings, "freeze", uid)
+        return _pairs(reply[1])
+    settled = give_up(route, move, settings)
+    if reply_text(reply[0]) == "stale" or settled == "finished":
+        raise MoveAbortedError(uid, route.cell, settled)
+    check_reply(reply, uid, route.source, None)
+    raise StoreError(f"unexpected reply {reply!r} for {uid}")  # pragma: no cover
 
 
 def adopt(route: Route, move: OpenMove, record: list[Any], settings: MoveSettings) -> int:
@@ -192,6 +253,24 @@ def adopt(route: Route, move: OpenMove, record: list[Any], settings: MoveSetting
         reply = lua.run_script(
             route.cell_backend.client, lua.CELL_ADOPT, route.cell_keys, [cell, move.epoch, *record]
         )
+    return _adopted(route, move, reply, settings)
+
+
+def within(route: Route, move: OpenMove, settings: MoveSettings) -> int:
+    """Step 2 when source and target share a cell's own backend: one rename there."""
+    uid, cell = route.uid, route.cell
+    with backend_errors(f"move {uid} to {cell} (adopt)", writes=True):
+        reply = lua.run_script(
+            route.cell_backend.client,
+            lua.CELL_MOVE_WITHIN,
+            [*route.source_keys[:1], *route.cell_keys],
+            [route.source, cell, move.move_id, move.epoch],
+        )
+    return _adopted(route, move, reply, settings)
+
+
+def _adopted(route: Route, move: OpenMove, reply: Any, settings: MoveSettings) -> int:
+    uid, cell = route.uid, route.cell
     status = reply_text(reply[0])
     if status == "ok":
         _notify(settings, "adopt", uid)
@@ -208,21 +287,65 @@ def adopt(route: Route, move: OpenMove, record: list[Any], settings: MoveSetting
     raise MoveAbortedError(uid, cell, settled)
 
 
+def install(route: Route, move: OpenMove, record: list[Any], settings: MoveSettings) -> int:
+    """Steps 2 and 3 in one, when the target is on the api backend."""
+    uid, cell = route.uid, route.cell
+    with backend_errors(f"move {uid} to {cell} (install)", writes=True):
+        reply = lua.run_script(
+            route.api.client,
+            lua.MOVE_INSTALL,
+            [route.authority_keys[0], route.cell_keys[0]],
+            [cell, move.move_id, *record],
+        )
+    status = reply_text(reply[0])
+    if status == "ok":
+        _notify(settings, "adopt", uid)
+        _notify(settings, "commit", uid)
+        return int(reply[1])
+    settled = give_up(route, move, settings)
+    if status == "exists":
+        raise SpecExistsError(uid, reply_text(reply[1]))
+    check_reply(reply[:1] if status == "fenced" else reply, uid, cell, None)
+    raise MoveAbortedError(uid, cell, settled)
+
+
 def commit(route: Route, move: OpenMove, rev: int, settings: MoveSettings) -> None:
+    """Step 3 at the authority."""
     uid, cell = route.uid, route.cell
     with backend_errors(f"move {uid} to {cell} (commit)", writes=True):
         reply = lua.run_script(
-            route.api.client, lua.MOVE_COMMIT, route.authority_keys, [cell, move.move_id, rev]
+            route.api.client,
+            lua.MOVE_COMMIT,
+            route.authority_keys,
+            [cell, move.move_id, rev, route.here_flag],
         )
     if reply_text(reply[0]) == "fenced":
-        # settled by someone else after our adopt: only a destroy in the cell does that
+        # settled by someone else after our adopt: only a destroy in the target does that
         raise SpecNotFoundError(uid, cell)
     check_reply(reply, uid, API, None)
     _notify(settings, "commit", uid)
 
 
+def release(route: Route, move: OpenMove, settings: MoveSettings | None = None) -> None:
+    """Step 4, for a source on a cell's own backend: the frozen copy there goes."""
+    with backend_errors(f"move {route.uid} to {route.cell} (release)", writes=True):
+        reply = lua.run_script(
+            _source_client(route),
+            lua.CELL_RELEASE,
+            route.source_keys,
+            [move.move_id, route.cell, settings.buried_seconds if settings else 7 * 24 * 3600],
+        )
+    check_reply(reply, route.uid, route.source, None)
+    if settings is not None:
+        _notify(settings, "release", route.uid)
+
+
+def _source_client(route: Route) -> Any:
+    return (route.source_backend or route.api).client
+
+
 def _cell_rev(route: Route) -> int:
-    """The cell copy's rev (it lives there)."""
+    """The target copy's rev (it lives there)."""
     with backend_errors(f"read the rev of {route.uid} in {route.cell}", writes=False):
         rev = route.cell_backend.client.hget(route.cell_keys[0], "rev")
     if rev is None:
@@ -238,44 +361,102 @@ def _pairs(items: Sequence[Any]) -> dict[str, Any]:
 
 
 def give_up(route: Route, move: OpenMove, settings: MoveSettings) -> str:
-    """Settle an open move through the cell: "finished" (its copy is there: commit),
-    "destroyed" (its copy was destroyed there: the authority buries the instance), or
-    "rolled_back" (fenced: a late adopt is refused, then aborted at the authority). "settled"
-    when someone else settled it first."""
+    """Settle an open move so that an adopt and a rollback can never both happen:
+
+    * "finished": the move's copy is in the target (commit, release the source);
+    * "destroyed": it was destroyed there (the authority buries the instance);
+    * "rolled_back": the target refuses the move from now on (fenced), then the move is
+      aborted at the authority and a frozen source unfrozen;
+    * "settled": someone else settled it first.
+    """
+    if route.target_here:  # install checks the move id: aborting at the authority fences it
+        outcome = _abort(route, move, settings)
+        if outcome == "settled" and _authority_store(route) == route.cell:
+            outcome = "finished"
+        _after_source(route, move, settings, released=outcome == "finished")
+        return outcome
+    found = _fence(route, move, settings)
+    if found[0] == "adopted":
+        outcome = _commit_settling(route, move, int(found[1] or 0))
+        _after_source(route, move, settings, released=True)
+        return outcome
+    if found[0] == "destroyed":
+        outcome = tell_destroyed(route, move.epoch, int(found[1]), settings)
+        _after_source(route, move, settings, released=True)
+        return outcome
+    outcome = _abort(route, move, settings)
+    _after_source(route, move, settings, released=False)
+    return outcome
+
+
+def _fence(route: Route, move: OpenMove, settings: MoveSettings) -> list[str]:
+    """Ask the target (or, for a move within one backend, the source) to refuse the move
+    unless it already happened there: ["adopted", rev] | ["destroyed", rev] | ["aborted"]."""
     uid = route.uid
     with backend_errors(f"settle the move of {uid} to {route.cell} (fence)", writes=True):
+        if route.within:
+            reply = lua.run_script(
+                _source_client(route),
+                lua.CELL_UNFREEZE,
+                route.source_keys,
+                [move.move_id, route.cell, move.epoch],
+            )
+        else:
+            reply = lua.run_script(
+                route.cell_backend.client,
+                lua.CELL_FENCE,
+                route.cell_keys,
+                [move.epoch, settings.buried_seconds],
+            )
+    # a record specstore did not write refuses every adopt: the move can only roll back
+    if reply_text(reply[0]) == "foreign":
+        return ["aborted"]
+    return check_reply(reply, uid, "", None)
+
+
+def _commit_settling(route: Route, move: OpenMove, rev: int) -> str:
+    with backend_errors(f"settle the move of {route.uid} to {route.cell}", writes=True):
         reply = lua.run_script(
-            route.cell_backend.client,
-            lua.CELL_FENCE,
-            route.cell_keys,
-            [move.epoch, settings.buried_seconds],
+            route.api.client,
+            lua.MOVE_COMMIT,
+            route.authority_keys,
+            [route.cell, move.move_id, rev, route.here_flag],
         )
-    # a cell record specstore did not write refuses every adopt: the move can only roll back
-    found = ["aborted"] if reply_text(reply[0]) == "foreign" else check_reply(reply, uid, "", None)
-    with backend_errors(f"settle the move of {uid} to {route.cell}", writes=True):
-        if found[0] == "adopted":
-            reply = lua.run_script(
-                route.api.client,
-                lua.MOVE_COMMIT,
-                route.authority_keys,
-                [route.cell, move.move_id, found[1] or 0],
-            )
-            return "finished" if reply_text(reply[0]) == "ok" else "settled"
-        if found[0] == "destroyed":
-            reply = lua.run_script(
-                route.api.client,
-                lua.MOVE_DESTROYED,
-                route.authority_keys,
-                [route.cell, move.epoch, found[1], settings.buried_seconds],
-            )
-            return "destroyed" if reply_text(reply[1]) == "destroyed" else "settled"
+    return "finished" if reply_text(reply[0]) == "ok" else "settled"
+
+
+def _abort(route: Route, move: OpenMove, settings: MoveSettings) -> str:
+    with backend_errors(f"settle the move of {route.uid} to {route.cell}", writes=True):
         reply = lua.run_script(
             route.api.client,
             lua.MOVE_ABORT,
             route.authority_keys,
-            [move.move_id, settings.buried_seconds],
+            [move.move_id, settings.buried_seconds, route.here_flag],
         )
     return "rolled_back" if reply_text(reply[0]) == "ok" else "settled"
+
+
+def _after_source(route: Route, move: OpenMove, settings: MoveSettings, *, released: bool) -> None:
+    """A frozen source on a cell's own backend: released after the move happened, else
+    unfrozen (nothing to do within one backend: the fence already did it)."""
+    if route.source_here or route.within or route.source == "":
+        return
+    if released:
+        release(route, move, settings)
+        return
+    with backend_errors(f"settle the move of {route.uid} (unfreeze)", writes=True):
+        lua.run_script(
+            _source_client(route),
+            lua.CELL_UNFREEZE,
+            route.source_keys,
+            [move.move_id, route.cell, move.epoch],
+        )
+
+
+def _authority_store(route: Route) -> str | None:
+    with backend_errors(f"read the home of {route.uid}", writes=False):
+        home = route.api.client.hget(route.authority_keys[0], "store")
+    return reply_text(home) if home else None
 
 
 # -- create and import into a cell on its own backend ---------------------------------------------
@@ -424,9 +605,24 @@ def _pipelined(
 # -- destroy in a cell on its own backend ---------------------------------------------------------
 
 
-def destroy(route: Route, expected_rev: int | None, settings: MoveSettings) -> None:
-    """Delete the cell copy (compare-and-set with ``expected_rev``), then tell the authority."""
+def destroy(
+    route: Route,
+    expected_rev: int | None,
+    settings: MoveSettings,
+    backend_of: Callable[[str], Backend],
+) -> None:
+    """Delete the cell copy (compare-and-set with ``expected_rev``), then tell the authority.
+
+    When the copy was destroyed while the move that brought it was still open, its frozen
+    source goes too (atomically with the authority's step when it is on the api backend).
+    """
     uid, cell = route.uid, route.cell
+    with backend_errors(f"destroy {uid}", writes=False):
+        source_raw = route.api.client.hget(route.authority_keys[0], "move_from")
+    source = reply_text(source_raw) if source_raw else ""
+    if source:
+        source_backend = backend_of(source)
+        route = Route(route.api, route.cell_backend, cell, uid, source, source_backend)
     expected = "" if expected_rev is None else str(expected_rev)
     with backend_errors(f"destroy {uid}", writes=True):
         reply = lua.run_script(
@@ -437,20 +633,29 @@ def destroy(route: Route, expected_rev: int | None, settings: MoveSettings) -> N
         )
     last_rev, epoch = check_reply(reply, uid, cell, expected_rev)
     _notify(settings, "destroy", uid)
-    tell_destroyed(route, int(epoch), int(last_rev), settings)
-
-
-def tell_destroyed(route: Route, epoch: int, last_rev: int, settings: MoveSettings) -> None:
-    """The authority's step of a destroy (also run by repair)."""
     try:
-        with backend_errors(f"destroy {route.uid} (authority)", writes=True):
-            reply = lua.run_script(
-                route.api.client,
-                lua.MOVE_DESTROYED,
-                route.authority_keys,
-                [route.cell, epoch, last_rev, settings.buried_seconds],
-            )
+        with backend_errors(f"destroy {uid} (authority)", writes=True):
+            reply = _tell(route, int(epoch), int(last_rev), settings)
     except BackendError as exc:
         # the cell copy is gone; the authority still names the cell until repair runs
         raise BackendError(exc.operation, exc.__cause__ or exc, may_have_written=True) from exc
-    check_reply(reply, route.uid, API, None)
+    fields = check_reply(reply, uid, API, None)
+    if fields[0] == "destroyed" and fields[1] and not route.source_here:
+        release(route, OpenMove(fields[2], int(epoch)), settings)
+
+
+def tell_destroyed(route: Route, epoch: int, last_rev: int, settings: MoveSettings) -> str:
+    """The authority's step of a destroy (also run by give_up and repair): "destroyed", or
+    "settled" when the authority had moved on."""
+    with backend_errors(f"destroy {route.uid} (authority)", writes=True):
+        reply = _tell(route, epoch, last_rev, settings)
+    return "destroyed" if check_reply(reply, route.uid, API, None)[0] == "destroyed" else "settled"
+
+
+def _tell(route: Route, epoch: int, last_rev: int, settings: MoveSettings) -> Any:
+    return lua.run_script(
+        route.api.client,
+        lua.MOVE_DESTROYED,
+        route.authority_keys,
+        [route.cell, epoch, last_rev, settings.buried_seconds, route.here_flag],
+    )

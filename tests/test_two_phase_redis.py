@@ -171,7 +171,7 @@ def test_crash_after_each_step_then_settling_leaves_one_home_for_1000_specs(
     else:
         report = repair(plain)
         assert {p.instance_uuid for p in report.plans} == half_done
-        assert all(p.settle_move and p.settle_move[0] == "cell1" for p in report.plans)
+        assert all(p.settle_move and p.settle_move[:2] == ("api", "cell1") for p in report.plans)
         assert repair(plain, dry_run=True).found == 0
     assert plain.resume_moves() == {}
     for uid, spec in specs.items():

@@ -7,11 +7,12 @@
 --   state        live | destroyed | aborted
 --   move_id, move_to, move_from, lease_until (ms, server time), move_started
 --                only while a move to a cell on another backend runs
+--   moved_to     (a cell's own backend) where the copy that lived here went
 -- On a cell's own backend the same record says what that backend holds: its store, and the
 -- epoch of the move that installed the copy (or of the move that was aborted or destroyed).
 local unpack = unpack or table.unpack
 local LOC_FIELDS = {'store', 'rev', 'epoch', 'state', 'move_id', 'move_to', 'move_from',
-  'lease_until'}
+  'lease_until', 'moved_to'}
 
 -- The record as a table (absent: store nil, rev 0, epoch 0), or nil when the key holds
 -- something specstore did not write (another type, or a hash without our fields).
@@ -53,7 +54,8 @@ end
 
 -- A destroyed (or aborted) record keeps its rev and epoch for ttl seconds.
 local function bury(key, rev, epoch, state, ttl)
-  redis.call('HDEL', key, 'move_id', 'move_to', 'move_from', 'lease_until', 'move_started')
+  redis.call('HDEL', key, 'move_id', 'move_to', 'move_from', 'lease_until', 'move_started',
+    'moved_to')
   redis.call('HSET', key, 'store', '', 'rev', rev, 'epoch', epoch, 'state', state)
   redis.call('EXPIRE', key, ttl)
 end
@@ -65,7 +67,14 @@ local function write_spec(key, doc, rev, schema, project_id, user_id, created_at
 end
 
 local function make_live(key, store, rev, epoch)
-  redis.call('HDEL', key, 'move_id', 'move_to', 'move_from', 'lease_until', 'move_started')
+  redis.call('HDEL', key, 'move_id', 'move_to', 'move_from', 'lease_until', 'move_started',
+    'moved_to')
   redis.call('HSET', key, 'store', store, 'rev', rev, 'epoch', epoch, 'state', 'live')
   redis.call('PERSIST', key)
+end
+
+-- The reply for a store that holds no live copy: where it went, if this backend knows.
+local function not_here(loc)
+  if loc.moved_to then return {'wrong_store', loc.moved_to} end
+  return {'not_found'}
 end

@@ -8,7 +8,7 @@
 -- the authority's step: only the record of that very copy is buried there).
 local loc = read_loc(KEYS[2])
 if not loc then return FOREIGN end
-if not loc.store then return {'not_found'} end
+if not loc.store then return not_here(loc) end
 if loc.store ~= ARGV[1] then return {'wrong_store', loc.store} end
 if loc.move_id and loc.move_from == ARGV[1] then return {'moving', loc.move_to} end
 local rev = spec_rev(KEYS[1])

@@ -1,7 +1,7 @@
--- promote: move a spec from the api store to a cell store on the same backend (atomic,
--- idempotent).
--- KEYS[1] api spec key    KEYS[2] cell spec key    KEYS[3] location record
--- ARGV    cell
+-- promote: move a spec from its store to another store on the same backend as the authority
+-- (atomic, idempotent): api -> cell after scheduling, or cell -> cell.
+-- KEYS[1] source spec key    KEYS[2] target spec key    KEYS[3] location record
+-- ARGV    target, source
 -- Reply   {'ok', rev, 'moved'|'already'} | {'not_found'} | {'wrong_store', home}
 --         | {'moving', cell} | {'exists', cell} (the cell key holds something else)
 --         | {'foreign', what}
@@ -12,7 +12,7 @@ if not loc.store then return {'not_found'} end
 if loc.store == ARGV[1] then
   return {'ok', redis.call('HGET', KEYS[2], 'rev') or '0', 'already'}
 end
-if loc.store ~= 'api' then return {'wrong_store', loc.store} end
+if loc.store ~= ARGV[2] then return {'wrong_store', loc.store} end
 local rev = spec_rev(KEYS[1])
 if rev == false then return {'foreign', 'spec record'} end
 if not rev then return {'not_found'} end
