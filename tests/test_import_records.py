@@ -56,7 +56,7 @@ def raw_body(doc: bytes) -> list[Any]:
     return body
 
 
-def record(uid: str, version: tuple[int, int] = (1, 0), **meta: Any) -> dict[str, Any]:
+def record(uid: str, *, version: tuple[int, int] = (1, 0), **meta: Any) -> dict[str, Any]:
     return {
         "instance_uuid": uid,
         "store": "api",
