@@ -56,7 +56,7 @@ def raw_body(doc: bytes) -> list[Any]:
     return body
 
 
-def record(uid: str, *, version: tuple[int, int] = (1, 0), **meta: Any) -> dict[str, Any]:
+def record(uid: str, meta: dict[str, str], version: tuple[int, int] = (1, 0)) -> dict[str, Any]:
     return {
         "instance_uuid": uid,
         "store": "api",
@@ -102,7 +102,7 @@ def test_import_stores_only_persisted_fields(store: SpecStore, fmt: ImportFormat
     """BUG (msgpack): the record's document bytes were stored verbatim, so the per-request
     fields inside an imported document came back on every read."""
     uid = str(typical_spec().instance_uuid)
-    data = encode([record(uid, **OWNER)], fmt)
+    data = encode([record(uid, OWNER)], fmt)
     if fmt == "msgpack":
         sent = raw_body(next(iter(msgpack.Unpacker(io.BytesIO(data), raw=False)))["doc"])[3]
         assert TRANSIENT & set(sent) and {"members", "hosts"} <= set(sent["instance_group"])
@@ -122,7 +122,9 @@ def test_import_derives_the_schema_from_the_document(store: SpecStore, fmt: Impo
     """BUG: a 1.0 document imported with "schema": "RequestSpec/9.0" was stored as 9.0, and
     every later save was refused as a newer major version."""
     lying, silent = str(typical_spec().instance_uuid), str(typical_spec().instance_uuid)
-    data = encode([record(lying, schema="RequestSpec/9.0", **OWNER), record(silent, **OWNER)], fmt)
+    data = encode(
+        [record(lying, {"schema": "RequestSpec/9.0", **OWNER}), record(silent, OWNER)], fmt
+    )
     result = run_import(store, data, fmt)
     assert (result.created, result.rejected) == (1, 1)
     assert "line 1" in result.problems[0] and "9.0" in result.problems[0]
@@ -142,9 +144,7 @@ def test_import_refuses_an_owner_the_document_does_not_name(
     wrong, missing = str(typical_spec().instance_uuid), str(typical_spec().instance_uuid)
     other = {**OWNER, field: "someone-else"}
     absent = {k: v for k, v in OWNER.items() if k != field}
-    result = run_import(
-        store, encode([record(wrong, **other), record(missing, **absent)], fmt), fmt
-    )
+    result = run_import(store, encode([record(wrong, other), record(missing, absent)], fmt), fmt)
     assert (result.created, result.rejected) == (1, 1)
     assert field in result.problems[0] and "someone-else" in result.problems[0]
     assert stored_hash(store, wrong) == {}
