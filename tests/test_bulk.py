@@ -5,15 +5,17 @@ from __future__ import annotations
 import io
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from redis.cluster import RedisCluster
 
+from serializers.envelope import encode_envelope
 from serializers.msgpack_codec import DocumentCodec
 from serializers.schemas import REGISTRY
 from specstore import RequestContext, RequestSpec, SpecStore
 from specstore.bulk import collect_stats, export_specs, import_specs, migrate_documents, repair
+from specstore.model import persisted_payload
 from tests.factories import typical_spec
 
 
@@ -83,6 +85,96 @@ def test_migrate_rewrites_old_documents_in_resumable_batches(
     assert (again.rewritten, again.current, again.cursor) == (0, 23, None)
     old = migrate_documents(store)  # old code sees newer documents and leaves them alone
     assert (old.rewritten, old.newer) == (0, 23)
+
+
+def spec_keys(store: SpecStore, specs: list[RequestSpec], name: str = "api") -> list[str]:
+    return [store.keys.spec_key(name, str(s.instance_uuid)) for s in specs]
+
+
+def test_migrate_batches_hold_exactly_batch_specs_and_resuming_covers_each_once(
+    store: SpecStore, ctx: RequestContext
+) -> None:
+    """BUG: a batch held whatever one SCAN call returned (COUNT is a hint), so
+    ``--batch 500 --max-batches 2`` scanned 506 specs."""
+    specs = [typical_spec() for _ in range(40)]
+    store.create_many(ctx, specs[:25])
+    store.create_many(ctx.target_cell("cell3"), specs[25:])
+    newer = SpecStore(store.topology, codec=codec_v11())
+    first = migrate_documents(newer, batch=7, max_batches=2)
+    assert (first.scanned, first.rewritten) == (14, 14)
+    scanned, cursors = [first.scanned], [first.cursor]
+    while cursors[-1] is not None:
+        summary = migrate_documents(newer, batch=7, cursor=cursors[-1], max_batches=1)
+        scanned.append(summary.scanned)
+        cursors.append(summary.cursor)
+    assert scanned[:-1] == [14] + [7] * (len(scanned) - 2) and 1 <= scanned[-1] <= 7
+    assert sum(scanned) == 40  # nothing handled twice, nothing skipped
+    keys = spec_keys(store, specs[:25]) + spec_keys(store, specs[25:], "cell3")
+    assert {store.client.hget(key, "schema") for key in keys} == {b"RequestSpec/1.1"}
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("redis", marks=pytest.mark.redis),
+        pytest.param("cluster", marks=pytest.mark.cluster),
+    ]
+)
+def server_store(request: pytest.FixtureRequest) -> SpecStore:
+    """A store on a real server or cluster, whose SCAN replies do not line up with batches
+    (fakeredis applies COUNT after MATCH, so its replies hold exactly COUNT keys)."""
+    names = {"redis": "real_store", "cluster": "cluster_store"}
+    result: SpecStore = request.getfixturevalue(names[request.param])
+    return result
+
+
+def test_migrate_cursor_with_a_foreign_fingerprint_handles_the_whole_reply_again(
+    server_store: SpecStore,
+) -> None:
+    """When the re-issued SCAN reply does not start with the keys already handled, none of
+    it is skipped (handling a key twice is harmless, skipping one is not)."""
+    store = server_store
+    store.create_many(RequestContext(specs=store), [typical_spec() for _ in range(30)])
+    cursor: str | None = None
+    before = 0
+    while True:  # walk to a cursor that ends inside a SCAN reply
+        summary = migrate_documents(store, batch=4, cursor=cursor, max_batches=1)
+        before += summary.scanned
+        cursor = summary.cursor
+        assert cursor is not None, "no batch ended inside a SCAN reply"
+        if cursor.count(":") == 4:
+            break
+    skip = int(cursor.split(":")[3])
+    honest = migrate_documents(store, batch=4, cursor=cursor)
+    foreign = migrate_documents(store, batch=4, cursor=cursor.rsplit(":", 1)[0] + ":" + "0" * 16)
+    assert before + honest.scanned == 30
+    assert foreign.scanned == honest.scanned + skip
+
+
+def test_migrate_counts_unreadable_documents_as_failed_never_as_current(
+    store: SpecStore, ctx: RequestContext
+) -> None:
+    """BUG: a document was judged by its ``schema`` field alone, so garbage bytes under
+    "RequestSpec/1.0" were reported as already current (and the command exited 0)."""
+    good, garbage, invalid, foreign = (
+        [typical_spec() for _ in range(4)],
+        *[typical_spec() for _ in range(3)],
+    )
+    store.create_many(ctx, [*good, garbage, invalid, foreign])
+    client, keys = store.client, store.keys
+    client.hset(keys.spec_key("api", str(garbage.instance_uuid)), "doc", b"garbage")
+    payload = persisted_payload(invalid)
+    payload["flavor"]["vcpus"] = 0
+    client.hset(
+        keys.spec_key("api", str(invalid.instance_uuid)),
+        "doc",
+        encode_envelope("RequestSpec", (1, 0), payload),
+    )
+    other_doc = client.hget(keys.spec_key("api", str(good[0].instance_uuid)), "doc")
+    client.hset(keys.spec_key("api", str(foreign.instance_uuid)), "doc", cast(bytes, other_doc))
+    summary = migrate_documents(store)
+    assert (summary.scanned, summary.current, summary.failed) == (7, 4, 3)
+    named = " ".join(summary.problems)
+    assert all(str(s.instance_uuid) in named for s in (garbage, invalid, foreign))
 
 
 def test_stats_count_per_store_and_version(store: SpecStore, ctx: RequestContext) -> None:

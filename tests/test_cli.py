@@ -239,3 +239,19 @@ def test_configuration_from_file_and_environment(url: str, tmp_path: Path) -> No
     assert json.loads(run_cli("stats", "--json", url=url).stdout) == {}
     flag_wins = run_cli("--prefix", "other", "stats", "--json", url=url)
     assert json.loads(flag_wins.stdout)["api"]["count"] == 20
+
+
+@pytest.mark.redis
+def test_migrate_names_an_unreadable_document_exits_1_and_batches_are_exact(url: str) -> None:
+    store = SpecStore.from_url(url)
+    specs = [typical_spec() for _ in range(12)]
+    store.create_many(RequestContext(specs=store), specs)
+    bad = str(specs[5].instance_uuid)
+    store.client.hset(store.keys.spec_key("api", bad), "doc", b"garbage")
+    partial = run_cli("migrate", "--batch", "5", "--max-batches", "2", url=url)
+    assert "scanned 10:" in partial.stdout and "resume with --cursor" in partial.stdout
+    full = run_cli("migrate", url=url)
+    assert full.returncode == 1, full.stdout
+    assert "scanned 12: rewrote 0, already current 11, newer 0, failed 1" in full.stdout
+    assert bad in full.stderr
+    store.close()
