@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import uuid
 from pathlib import Path
 from typing import Any, cast
@@ -38,21 +39,64 @@ def codec_v11() -> DocumentCodec:
     return DocumentCodec(model=RequestSpecV11, registry=registry)
 
 
+def stored_hashes(store: SpecStore) -> dict[tuple[str, str], dict[bytes, bytes]]:
+    """(store, uuid) -> the spec hash, read with plain SCAN + HGETALL on every node."""
+    found: dict[tuple[str, str], dict[bytes, bytes]] = {}
+    for backend in store.topology.backends():
+        client = backend.client
+        nodes = (
+            [client.get_redis_connection(n) for n in client.get_primaries()]  # type: ignore[no-untyped-call]
+            if isinstance(client, RedisCluster)
+            else [client]
+        )
+        for node in nodes:
+            keys = list(node.scan_iter(match=f"{backend.keys.prefix}:*spec:{{*}}", count=1000))
+            pipe = node.pipeline(transaction=False)
+            for raw_key in keys:
+                pipe.hgetall(raw_key)
+            for raw_key, raw in zip(keys, pipe.execute(), strict=True):
+                key = raw_key.decode()
+                name = "api" if ":api:" in key else key.split(":")[2]
+                found[(name, key[key.index("{") + 1 : -1])] = raw
+    return found
+
+
+def exported_meta(data: bytes) -> dict[tuple[str, str], tuple[str, str, int]]:
+    lines = [json.loads(line) for line in data.splitlines()]
+    return {
+        (r["store"], r["instance_uuid"]): (r["created_at"], r["updated_at"], r["rev"])
+        for r in lines
+    }
+
+
 def test_export_import_round_trip_keeps_stores_revs_and_timestamps(
     store: SpecStore, ctx: RequestContext, tmp_path: Path
 ) -> None:
     specs = [typical_spec() for _ in range(25)]
+    ticks = iter(f"2026-03-0{d}T0{h}:00:00.000000+00:00" for d in range(1, 10) for h in range(10))
+    store.clock = lambda: next(ticks)  # distinct, known timestamps
     store.create_many(ctx, specs[:15])
     store.create_many(ctx.target_cell("cell3"), specs[15:])
     store.save(ctx, specs[0])
+    before = stored_hashes(store)
+    assert len(before) == 25
+    assert (
+        before[("api", str(specs[0].instance_uuid))][b"updated_at"]
+        != (before[("api", str(specs[0].instance_uuid))][b"created_at"])
+    )
     first = tmp_path / "first.jsonl"
     with first.open("wb") as out:
         summary = export_specs(store, out, "jsonl", batch=7)
     assert (summary.exported, summary.skipped) == (25, 0)
+    assert exported_meta(first.read_bytes()) == {
+        where: (raw[b"created_at"].decode(), raw[b"updated_at"].decode(), int(raw[b"rev"]))
+        for where, raw in before.items()
+    }
     for client in {id(b.client): b.client for b in store.topology.backends()}.values():
         client.flushall()
     result = import_specs(store, lambda: first.open("rb"), "jsonl", batch=4)
     assert (result.created, result.rejected, result.existing) == (25, 0, 0)
+    assert stored_hashes(store) == before  # doc, rev, schema, owner and both timestamps
     again = io.BytesIO()
     export_specs(store, again, "jsonl")
     assert sorted(again.getvalue().splitlines()) == sorted(first.read_bytes().splitlines())
@@ -205,10 +249,13 @@ def test_10000_specs_round_trip_across_a_cluster(cluster_store: SpecStore, tmp_p
     dump = tmp_path / "cluster.msgpack"
     with dump.open("wb") as out:
         assert export_specs(cluster_store, out, "msgpack").exported == 10_000
+    before = stored_hashes(cluster_store)
+    assert len(before) == 10_000
     cluster_store.client.flushall()
     assert export_specs(cluster_store, io.BytesIO(), "msgpack").exported == 0
     result = import_specs(cluster_store, lambda: dump.open("rb"), "msgpack")
     assert (result.created, result.rejected) == (10_000, 0)
+    assert stored_hashes(cluster_store) == before  # timestamps and all, as stored
     again = io.BytesIO()
     assert export_specs(cluster_store, again, "msgpack").exported == 10_000
     import msgpack

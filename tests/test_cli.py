@@ -171,6 +171,15 @@ def test_msgpack_export_import_round_trip_through_stdin(url: str, tmp_path: Path
     assert run_cli("export", "--format", "msgpack", "-o", str(dump), url=url).returncode == 0
     records = list(msgpack.Unpacker(dump.open("rb"), raw=False))
     assert len(records) == 30 and all(isinstance(r["doc"], bytes) for r in records)
+    stored = {
+        r["instance_uuid"]: store.client.hmget(
+            store.keys.spec_key(r["store"], r["instance_uuid"]), ["created_at", "updated_at"]
+        )
+        for r in records
+    }
+    assert {
+        r["instance_uuid"]: [r["created_at"].encode(), r["updated_at"].encode()] for r in records
+    } == stored
     store.client.flushall()
     result = subprocess.run(
         [specstore_cmd(), "import", "--format", "msgpack", "-"],
@@ -187,6 +196,11 @@ def test_msgpack_export_import_round_trip_through_stdin(url: str, tmp_path: Path
     key = lambda r: r["instance_uuid"]  # noqa: E731
     reloaded = sorted(msgpack.Unpacker(again.open("rb"), raw=False), key=key)
     assert reloaded == sorted(records, key=key)
+    for r in records:  # the import restored what was stored, not only what was exported
+        key_name = store.keys.spec_key(r["store"], r["instance_uuid"])
+        assert (
+            store.client.hmget(key_name, ["created_at", "updated_at"]) == stored[r["instance_uuid"]]
+        )
     store.close()
 
 
