@@ -400,7 +400,7 @@ def run_machine(store: SpecStore, config: settings = RUNS) -> Counter[str]:
     outcomes: Counter[str] = Counter()
     machine = type("Machine", (StoreMachine,), {"store": store})
     StoreMachine.outcomes = outcomes
-    run_state_machine_as_test(machine, settings=config)  # type: ignore[no-untyped-call]
+    run_state_machine_as_test(machine, settings=config)
     print(f"\n{sum(outcomes.values())} calls: {dict(sorted(outcomes.items()))}")
     return outcomes
 
