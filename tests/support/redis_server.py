@@ -86,8 +86,8 @@ class RedisServer:
             while True:
                 try:
                     info = client.info("server")
-                    if info.get("process_id") == self.process.pid:
-                        self.run_id = str(info["run_id"])
+                    if info.get("process_id") == self.process.pid and client.ping():
+                        self.run_id = str(info["run_id"])  # ping: refused while loading
                         return
                 except redis.RedisError:
                     pass
