@@ -9,7 +9,7 @@ import datetime as dt
 import json
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import msgpack
 import pytest
@@ -18,6 +18,7 @@ from pydantic import ConfigDict, Field
 from serializers import DEFAULT_CODEC, MAGIC, REGISTRY, DocumentCodec, MigrationRegistry, json_codec
 from serializers.envelope import Envelope, encode_envelope
 from serializers.schemas.request_spec import SCHEMA
+from specstore import RequestContext, SpecStore
 from specstore.errors import CorruptDocumentError, IncompatibleSchemaError
 from specstore.model import (
     Flavor,
@@ -512,6 +513,25 @@ def test_1_0_resize_of_a_1_1_document_stores_the_new_flavor_without_the_old_ones
     assert back.boot_priority == 7  # fields of objects left alone are kept
     assert back.numa_topology is not None
     assert [c.l3_cache_kb for c in back.numa_topology.cells] == [None, 2048]
+
+
+def test_1_0_store_resize_of_a_1_1_spec_stores_the_new_flavor_alone(
+    store: SpecStore, codec_11_nested: DocumentCodec
+) -> None:
+    """The same through the store, on every backend: 1.1 code creates, 1.0 code resizes."""
+    ctx = RequestContext(specs=store)
+    newer = SpecStore(store.topology, codec=codec_11_nested)
+    newer.create(ctx, _spec_11_nested())
+    read = store.get(ctx, UID)
+    resized = read.spec
+    resized.flavor = factories.flavor("m1.xlarge", memory_mb=16384, vcpus=8)
+    assert store.save(ctx, resized, rev=read.rev) == 2
+    raw = _raw(cast(bytes, store.client.hget(store.keys.spec_key("api", str(UID)), "doc")))
+    assert (raw[1], raw[2]) == (1, 1)  # still a 1.1 document: its other 1.1 fields kept
+    assert raw[3]["flavor"]["name"] == "m1.xlarge" and "tier" not in raw[3]["flavor"]
+    back = newer.get(ctx, UID).spec
+    assert isinstance(back, RequestSpecV11Nested)
+    assert (back.flavor.tier, back.boot_priority) == (None, 7)
 
 
 def test_1_1_fields_of_an_unchanged_nested_object_survive_a_json_export() -> None:
