@@ -3,6 +3,10 @@
 ``split_unknown`` walks a payload alongside a model class and separates the keys the model
 does not know (at any depth of nested models, lists of models by index) from the rest;
 ``merge_unknown`` puts them back into a freshly dumped payload. Pure functions.
+
+Fields kept for a nested object (one object, or an item of a list) are stored beside a copy
+of that object's known part as read, and go back only onto the same, unchanged object: a
+writer that replaced the object (a resize's new flavor) must not inherit the old one's fields.
 """
 
 from __future__ import annotations
@@ -50,7 +54,7 @@ def split_unknown(
         elif nested[0] == "one" and isinstance(value, dict):
             known[key], inner = split_unknown(value, nested[1])
             if inner:
-                unknown[key] = inner
+                unknown[key] = (copy.deepcopy(known[key]), inner)
         elif nested[0] == "many" and isinstance(value, list):
             items: list[Any] = []
             by_index: Unknown = {}
@@ -88,9 +92,28 @@ def merge_unknown(payload: dict[str, Any], unknown: Unknown, model: type[BaseMod
         if nested is None or target is None:
             continue
         if nested[0] == "one" and isinstance(target, dict):
-            merge_unknown(target, value, nested[1])
+            as_read, inner = value
+            # Only onto the same, unchanged object: a replaced object starts afresh.
+            if _same(target, as_read, nested[1]):
+                merge_unknown(target, inner, nested[1])
         elif nested[0] == "many" and isinstance(target, list):
             for index, (item_as_read, inner) in value.items():
                 # Only onto the same, unchanged item: a field never moves to another item.
-                if index < len(target) and target[index] == item_as_read:
+                if index < len(target) and _same(target[index], item_as_read, nested[1]):
                     merge_unknown(target[index], inner, nested[1])
+
+
+def _same(dumped: Any, as_read: Any, model: type[BaseModel]) -> bool:
+    """True when a freshly dumped object is the object as read (known fields only).
+
+    Compared as dumped data first; when that differs only in form (a JSON-mode dump holds
+    UUIDs and datetimes as text), compared as validated models.
+    """
+    if dumped == as_read:
+        return True
+    if not isinstance(dumped, dict) or not isinstance(as_read, dict):
+        return False
+    try:
+        return model.model_validate(dumped) == model.model_validate(as_read)
+    except ValueError:  # pydantic's ValidationError is a ValueError
+        return False

@@ -6,7 +6,9 @@ batches, so memory stays bounded whatever the key count.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from collections import Counter
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
@@ -16,7 +18,7 @@ from typing import BinaryIO, Literal
 import msgpack
 import redis
 
-from serializers.envelope import Version, format_version
+from serializers.envelope import format_version
 from serializers.nova import from_nova_primitive
 from specstore import lua, two_phase
 from specstore.connection import backend_errors, is_wrong_type, read_hashes
@@ -434,19 +436,83 @@ class MigrateSummary:
     problems: list[str] = field(default_factory=list)
 
 
-def parse_cursor(text: str) -> tuple[int, ScanPosition]:
-    backend, sep, rest = text.partition(":")
-    if not (sep and backend.isdigit()):
-        raise InvalidInputError(f"a migrate cursor looks like '0:0:1234', not {text!r}")
-    return int(backend), ScanPosition.parse(rest)
+@dataclass(frozen=True)
+class MigrateCursor:
+    """Where migrate resumes: a SCAN call to (re)issue, and how much of its reply was done.
+
+    Batches hold exactly ``batch`` keys while SCAN (whose COUNT is only a hint) returns more or
+    fewer per call, so a batch can end inside a call's reply. Then the cursor names that call
+    (``backend``, ``position``), how many of its keys were handled (``skip``) and a fingerprint
+    of them (``seen``): a resumed run re-issues the call and skips those keys only when the
+    reply starts with the very same keys; otherwise it handles the whole reply again, which
+    is harmless (a rewritten document counts as current). Text: ``backend:node:cursor`` or
+    ``backend:node:cursor:skip:seen``.
+    """
+
+    backend: int = 0
+    position: ScanPosition = field(default_factory=ScanPosition)
+    skip: int = 0
+    seen: str = ""
+
+    def __str__(self) -> str:
+        text = f"{self.backend}:{self.position}"
+        return f"{text}:{self.skip}:{self.seen}" if self.skip else text
 
 
-def _schema_version(text: str, schema: str) -> Version | None:
-    name, sep, version = text.partition("/")
-    major, dot, minor = version.partition(".")
-    if name != schema or not (sep and dot and major.isdigit() and minor.isdigit()):
-        return None
-    return int(major), int(minor)
+def parse_cursor(text: str) -> MigrateCursor:
+    parts = text.split(":")
+    numbers = parts[:4] if len(parts) == 5 else parts
+    if len(parts) not in (3, 5) or not all(p.isdigit() for p in numbers) or (
+        len(parts) == 5 and not _FINGERPRINT.fullmatch(parts[4])
+    ):
+        raise InvalidInputError(f"a migrate cursor looks like '0:0:1234', not {text[:80]!r}")
+    position = ScanPosition(int(parts[1]), int(parts[2]))
+    if len(parts) == 3:
+        return MigrateCursor(int(parts[0]), position)
+    return MigrateCursor(int(parts[0]), position, int(parts[3]), parts[4])
+
+
+_FINGERPRINT = re.compile(r"[0-9a-f]{16}")
+
+
+def _fingerprint(keys: list[SpecKey]) -> str:
+    return hashlib.sha1("\n".join(k.key for k in keys).encode()).hexdigest()[:16]
+
+
+def exact_batches(
+    store: SpecStore, batch: int, start: MigrateCursor | None = None
+) -> Iterator[tuple[list[tuple[Backend, SpecKey]], MigrateCursor | None]]:
+    """Batches of exactly ``batch`` spec keys (the last may be shorter), each with the cursor
+    to resume after it (None once every backend was scanned to the end)."""
+    if batch < 1:
+        raise InvalidInputError("the batch size is at least 1")
+    start = start or MigrateCursor()
+    call: tuple[int, ScanPosition] = (start.backend, start.position)
+    pending: list[tuple[Backend, SpecKey]] = []
+    first = True
+    for backend, keys, after in spec_key_batches(store, None, batch, call):
+        taken = 0
+        if first and start.skip and _fingerprint(keys[: start.skip]) == start.seen:
+            taken = start.skip  # handled by the run that stopped here
+        first = False
+        while taken < len(keys):
+            room = batch - len(pending)
+            pending.extend((backend, key) for key in keys[taken : taken + room])
+            taken = min(taken + room, len(keys))
+            if len(pending) < batch:
+                break
+            if taken < len(keys):
+                resume: MigrateCursor | None = MigrateCursor(
+                    call[0], call[1], taken, _fingerprint(keys[:taken])
+                )
+            else:
+                resume = None if after is None else MigrateCursor(*after)
+            yield pending, resume
+            pending = []
+        if after is not None:
+            call = after
+    if pending:
+        yield pending, None
 
 
 def migrate_documents(
@@ -459,22 +525,26 @@ def migrate_documents(
 ) -> MigrateSummary:
     """Rewrite documents of older schema versions at the current version, batch by batch.
 
-    Each rewrite is a compare-and-set on the rev read, so a concurrent writer wins (its
-    write is already current). Stop after ``max_batches`` and resume from ``cursor``.
+    Every batch holds exactly ``batch`` specs (the last one may hold fewer). Each document is
+    decoded, so one that cannot be read is counted as failed (and named), never as current.
+    Each rewrite is a compare-and-set on the rev read, so a concurrent writer wins (its write
+    is already current). Stop after ``max_batches`` and resume from ``cursor``.
     """
     codec = store.codec
     if codec.write_version != codec.current_version:
         raise InvalidInputError("the codec is pinned to an older write_version; unpin it first")
     summary = MigrateSummary()
     start = parse_cursor(cursor) if cursor else None
-    for batches, (backend, keys, resume) in enumerate(
-        spec_key_batches(store, None, batch, start), 1
-    ):
-        summary.scanned += len(keys)
-        _migrate_batch(store, backend, keys, summary)
-        summary.cursor = None if resume is None else f"{resume[0]}:{resume[1]}"
+    for batches, (items, resume) in enumerate(exact_batches(store, batch, start), 1):
+        summary.scanned += len(items)
+        by_backend: dict[int, tuple[Backend, list[SpecKey]]] = {}
+        for backend, item in items:
+            by_backend.setdefault(id(backend), (backend, []))[1].append(item)
+        for backend, keys in by_backend.values():
+            _migrate_batch(store, backend, keys, summary)
+        summary.cursor = None if resume is None else str(resume)
         if progress is not None:
-            progress(len(keys))
+            progress(len(items))
         if max_batches is not None and batches >= max_batches:
             break
     return summary
@@ -484,27 +554,28 @@ def _migrate_batch(
     store: SpecStore, backend: Backend, keys: list[SpecKey], summary: MigrateSummary
 ) -> None:
     codec = store.codec
-    stale: list[tuple[SpecKey, dict[bytes, bytes]]] = []
+    current_label = f"{codec.schema}/{format_version(codec.current_version)}"
+    calls: list[lua.Call] = []
+    targets: list[SpecKey] = []
     for item, raw in zip(keys, _hgetall_many(backend, keys), strict=True):
         if raw is None:
             summary.failed += 1
             _note(summary.problems, f"{item.store} {item.instance_uuid}: {NOT_A_HASH}")
             continue
         if not raw:
-            continue
-        version = _schema_version(raw.get(b"schema", b"").decode("utf-8", "replace"), codec.schema)
-        if version is None or version < codec.current_version:
-            stale.append((item, raw))
-        elif version == codec.current_version:
-            summary.current += 1
-        else:
-            summary.newer += 1
-    calls: list[lua.Call] = []
-    targets: list[SpecKey] = []
-    for item, raw in stale:
+            continue  # deleted since the scan saw it
         try:
             record = record_from_hash(item.store, item.instance_uuid, raw)
-            spec = codec.decode(record.doc)
+            envelope = codec.header(record.doc)
+            if envelope.schema == codec.schema and envelope.version > codec.current_version:
+                summary.newer += 1  # written by newer code: left as it is
+                continue
+            spec = codec.from_envelope(envelope)
+            if str(spec.instance_uuid) != item.instance_uuid:
+                raise CorruptDocumentError(f"the document holds instance {spec.instance_uuid}")
+            if envelope.version == codec.current_version and record.schema == current_label:
+                summary.current += 1
+                continue
             version, doc = codec.encode_versioned(spec)
         except DocumentError as exc:
             summary.failed += 1

@@ -8,6 +8,11 @@ An export record is one stored spec with its metadata. JSON lines (for eyes and 
 
 msgpack (lossless and compact): a stream of maps with the same keys, where ``doc`` holds the
 stored document bytes unchanged instead of ``document``.
+
+Parsing a record for import trusts neither its bytes nor its metadata: the document is decoded
+and re-encoded through the codec (so only persisted fields are ever written), the stored
+schema is the one of the re-encoded document, and a record whose ``schema``, ``project_id``
+or ``user_id`` disagrees with its own document is refused.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from typing import Any
 import msgpack
 
 from serializers import json_codec
-from serializers.envelope import format_version
+from serializers.envelope import Version, format_version
 from serializers.msgpack_codec import DocumentCodec
 from specstore.errors import CorruptDocumentError, InvalidInputError
 from specstore.keys import normalize_uuid, validate_store_name
@@ -96,21 +101,27 @@ def parse_json_record(text: str | bytes, codec: DocumentCodec) -> tuple[ExportRe
         raise CorruptDocumentError(f"not valid JSON: {exc}") from exc
     if not isinstance(item, dict):
         raise CorruptDocumentError("an export line is a JSON object")
-    spec = json_codec.from_json_document(item.get("document"), codec)
-    version, doc = codec.encode_versioned(spec)
-    item.setdefault("schema", f"{codec.schema}/{format_version(version)}")
-    return _record(item, doc, spec), spec
+    document = item.get("document")
+    if not isinstance(document, dict):
+        raise CorruptDocumentError("an export line needs a 'document' object")
+    spec = json_codec.from_json_document(document, codec)
+    return _record(item, spec, json_codec.parse_version(document.get("version")), codec), spec
 
 
 def parse_msgpack_record(item: object, codec: DocumentCodec) -> tuple[ExportRecord, RequestSpec]:
-    """A decoded msgpack export map back to a record (document kept) and its spec."""
+    """A decoded msgpack export map back to a record (document re-encoded) and its spec."""
     if not isinstance(item, dict) or not isinstance(item.get("doc"), bytes):
         raise CorruptDocumentError("a msgpack export record is a map with a 'doc'")
-    spec = codec.decode(item["doc"])
-    return _record(item, item["doc"], spec), spec
+    envelope = codec.header(item["doc"])
+    spec = codec.from_envelope(envelope)
+    return _record(item, spec, envelope.version, codec), spec
 
 
-def _record(item: dict[str, Any], doc: bytes, spec: RequestSpec) -> ExportRecord:
+def _record(
+    item: dict[str, Any], spec: RequestSpec, read_version: Version, codec: DocumentCodec
+) -> ExportRecord:
+    """The record to import: its document re-encoded from ``spec`` (persisted fields only),
+    its metadata derived from that document and checked against what the record claims."""
     uid = item.get("instance_uuid")
     if not isinstance(uid, str):
         raise CorruptDocumentError("record has no instance_uuid")
@@ -127,4 +138,16 @@ def _record(item: dict[str, Any], doc: bytes, spec: RequestSpec) -> ExportRecord
     meta = {name: item.get(name, "") for name in META_FIELDS}
     if not all(isinstance(v, str) for v in meta.values()):
         raise CorruptDocumentError(f"record {uid} has non-text metadata")
+    derived = {
+        "schema": f"{codec.schema}/{format_version(read_version)}",
+        "project_id": spec.project_id or "",
+        "user_id": spec.user_id or "",
+    }
+    for name, value in derived.items():
+        if meta[name] and meta[name] != value:
+            raise CorruptDocumentError(
+                f"record {uid} says {name} {meta[name][:80]!r}, its document {value!r}"
+            )
+    version, doc = codec.encode_versioned(spec)
+    meta.update(derived, schema=f"{codec.schema}/{format_version(version)}")
     return ExportRecord(uid, store, rev, doc, **meta)

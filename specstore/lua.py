@@ -7,13 +7,20 @@ it, so the record's layout is written down once.
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
 import redis
 from redis.cluster import RedisCluster
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import (
+    AskError,
+    ClusterError,
+    NoScriptError,
+    ResponseError,
+    TryAgainError,
+)
 
 from specstore.connection import RedisClient
 
@@ -104,8 +111,9 @@ def _node_pipeline(client: redis.Redis, calls: list[Call]) -> list[Any]:
 def _cluster_pipelines(client: RedisCluster, calls: list[Call]) -> list[Any]:
     """One pipeline per master (redis-py's cluster pipeline refuses EVALSHA).
 
-    A call answered MOVED/ASK (slots migrating during resharding) did not run; it is re-sent
-    on its own through the cluster client, which follows the redirection.
+    A call answered MOVED, ASK (its slot is moving or moved during resharding) or TRYAGAIN
+    (a multi-key call while its slot is half migrated) did not run; it is re-sent on its own
+    through the cluster client, which follows the redirection and updates its slot map.
     """
     by_node: dict[str, list[int]] = {}
     nodes: dict[str, Any] = {}
@@ -121,13 +129,43 @@ def _cluster_pipelines(client: RedisCluster, calls: list[Call]) -> list[Any]:
         ):
             replies[index] = reply
     for index, reply in enumerate(replies):
-        if isinstance(reply, ResponseError) and str(reply).startswith(("MOVED", "ASK")):
-            script, keys, args = calls[index]
-            try:
-                replies[index] = run_script(client, script, keys, args)
-            except ResponseError as exc:
-                replies[index] = exc
+        if is_redirection(reply):
+            replies[index] = _resend(client, calls[index])
     return replies
+
+
+REDIRECT_WAIT_SECONDS = 2.0
+"""How long a redirected batch call is retried while its slot stays half migrated."""
+
+
+def is_redirection(reply: Any) -> bool:
+    """True for a cluster reply saying the call did not run here: MOVED, ASK or TRYAGAIN.
+
+    redis-py parses those replies into :class:`MovedError` (an :class:`AskError`),
+    :class:`AskError` and :class:`TryAgainError`, whose text is only ``"<slot> <host>:<port>"``
+    -- so the reply's type tells, not its text.
+    """
+    return isinstance(reply, (AskError, TryAgainError))
+
+
+def _resend(client: RedisCluster, call: Call) -> Any:
+    """Run one redirected call through the cluster client; its reply or its ResponseError.
+
+    redis-py follows MOVED/ASK and retries TRYAGAIN a few times; when the slot is still half
+    migrated after that ("TTL exhausted"), keep trying until ``REDIRECT_WAIT_SECONDS`` passed.
+    Every one of those refusals means the call did not run, so re-sending is safe.
+    """
+    script, keys, args = call
+    deadline = time.monotonic() + REDIRECT_WAIT_SECONDS
+    while True:
+        try:
+            return run_script(client, script, keys, args)
+        except (TryAgainError, ClusterError) as exc:
+            if time.monotonic() >= deadline:
+                return exc
+            time.sleep(0.05)
+        except ResponseError as exc:
+            return exc
 
 
 def _as_noscript(reply: Any) -> Any:

@@ -3,15 +3,44 @@
 from __future__ import annotations
 
 import itertools
+import os
+import random
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import core, settings
 
 from specstore import RequestContext, SpecStore
 from tests.support.redis_cluster import RedisClusterNodes, start_cluster
 from tests.support.redis_server import RedisServer, start_server
 
 _memory_names = itertools.count()
+
+SEED_KEY = pytest.StashKey[str]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Give hypothesis a fresh seed per run when the loaded profile is derandomized (its
+    ``ci`` profile, loaded automatically under CI, would replay the same examples on every
+    run); ``HYPOTHESIS_SEED`` fixes the seed (to replay a failed run) anywhere. Otherwise
+    hypothesis draws its own seeds and keeps its example database."""
+    if config.getoption("hypothesis_seed", None) is not None:
+        config.stash[SEED_KEY] = f"{config.getoption('hypothesis_seed')} (--hypothesis-seed)"
+        return
+    chosen = os.environ.get("HYPOTHESIS_SEED", "").strip()
+    current = settings.get_profile(settings.get_current_profile_name())
+    if not chosen and not current.derandomize:
+        config.stash[SEED_KEY] = "random per test (set HYPOTHESIS_SEED=<n> to fix one)"
+        return
+    seed = int(chosen) if chosen else random.SystemRandom().randrange(2**32)
+    settings.register_profile("specstore-seeded", current, derandomize=False)
+    settings.load_profile("specstore-seeded")
+    core.global_force_seed = seed  # type: ignore[assignment]  # what --hypothesis-seed sets
+    config.stash[SEED_KEY] = f"{seed} (replay with HYPOTHESIS_SEED={seed})"
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"hypothesis seed: {config.stash.get(SEED_KEY, 'unset')}"
 
 
 @pytest.fixture(scope="session")

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import io
+import json
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from redis.cluster import RedisCluster
 
+from serializers.envelope import encode_envelope
 from serializers.msgpack_codec import DocumentCodec
 from serializers.schemas import REGISTRY
 from specstore import RequestContext, RequestSpec, SpecStore
 from specstore.bulk import collect_stats, export_specs, import_specs, migrate_documents, repair
+from specstore.model import persisted_payload
 from tests.factories import typical_spec
 
 
@@ -36,21 +39,64 @@ def codec_v11() -> DocumentCodec:
     return DocumentCodec(model=RequestSpecV11, registry=registry)
 
 
+def stored_hashes(store: SpecStore) -> dict[tuple[str, str], dict[bytes, bytes]]:
+    """(store, uuid) -> the spec hash, read with plain SCAN + HGETALL on every node."""
+    found: dict[tuple[str, str], dict[bytes, bytes]] = {}
+    for backend in store.topology.backends():
+        client = backend.client
+        nodes = (
+            [client.get_redis_connection(n) for n in client.get_primaries()]  # type: ignore[no-untyped-call]
+            if isinstance(client, RedisCluster)
+            else [client]
+        )
+        for node in nodes:
+            keys = list(node.scan_iter(match=f"{backend.keys.prefix}:*spec:{{*}}", count=1000))
+            pipe = node.pipeline(transaction=False)
+            for raw_key in keys:
+                pipe.hgetall(raw_key)
+            for raw_key, raw in zip(keys, pipe.execute(), strict=True):
+                key = raw_key.decode()
+                name = "api" if ":api:" in key else key.split(":")[2]
+                found[(name, key[key.index("{") + 1 : -1])] = raw
+    return found
+
+
+def exported_meta(data: bytes) -> dict[tuple[str, str], tuple[str, str, int]]:
+    lines = [json.loads(line) for line in data.splitlines()]
+    return {
+        (r["store"], r["instance_uuid"]): (r["created_at"], r["updated_at"], r["rev"])
+        for r in lines
+    }
+
+
 def test_export_import_round_trip_keeps_stores_revs_and_timestamps(
     store: SpecStore, ctx: RequestContext, tmp_path: Path
 ) -> None:
     specs = [typical_spec() for _ in range(25)]
+    ticks = iter(f"2026-03-0{d}T0{h}:00:00.000000+00:00" for d in range(1, 10) for h in range(10))
+    store.clock = lambda: next(ticks)  # distinct, known timestamps
     store.create_many(ctx, specs[:15])
     store.create_many(ctx.target_cell("cell3"), specs[15:])
     store.save(ctx, specs[0])
+    before = stored_hashes(store)
+    assert len(before) == 25
+    assert (
+        before[("api", str(specs[0].instance_uuid))][b"updated_at"]
+        != (before[("api", str(specs[0].instance_uuid))][b"created_at"])
+    )
     first = tmp_path / "first.jsonl"
     with first.open("wb") as out:
         summary = export_specs(store, out, "jsonl", batch=7)
     assert (summary.exported, summary.skipped) == (25, 0)
+    assert exported_meta(first.read_bytes()) == {
+        where: (raw[b"created_at"].decode(), raw[b"updated_at"].decode(), int(raw[b"rev"]))
+        for where, raw in before.items()
+    }
     for client in {id(b.client): b.client for b in store.topology.backends()}.values():
         client.flushall()
     result = import_specs(store, lambda: first.open("rb"), "jsonl", batch=4)
     assert (result.created, result.rejected, result.existing) == (25, 0, 0)
+    assert stored_hashes(store) == before  # doc, rev, schema, owner and both timestamps
     again = io.BytesIO()
     export_specs(store, again, "jsonl")
     assert sorted(again.getvalue().splitlines()) == sorted(first.read_bytes().splitlines())
@@ -85,6 +131,96 @@ def test_migrate_rewrites_old_documents_in_resumable_batches(
     assert (old.rewritten, old.newer) == (0, 23)
 
 
+def spec_keys(store: SpecStore, specs: list[RequestSpec], name: str = "api") -> list[str]:
+    return [store.keys.spec_key(name, str(s.instance_uuid)) for s in specs]
+
+
+def test_migrate_batches_hold_exactly_batch_specs_and_resuming_covers_each_once(
+    store: SpecStore, ctx: RequestContext
+) -> None:
+    """BUG: a batch held whatever one SCAN call returned (COUNT is a hint), so
+    ``--batch 500 --max-batches 2`` scanned 506 specs."""
+    specs = [typical_spec() for _ in range(40)]
+    store.create_many(ctx, specs[:25])
+    store.create_many(ctx.target_cell("cell3"), specs[25:])
+    newer = SpecStore(store.topology, codec=codec_v11())
+    first = migrate_documents(newer, batch=7, max_batches=2)
+    assert (first.scanned, first.rewritten) == (14, 14)
+    scanned, cursors = [first.scanned], [first.cursor]
+    while cursors[-1] is not None:
+        summary = migrate_documents(newer, batch=7, cursor=cursors[-1], max_batches=1)
+        scanned.append(summary.scanned)
+        cursors.append(summary.cursor)
+    assert scanned[:-1] == [14] + [7] * (len(scanned) - 2) and 1 <= scanned[-1] <= 7
+    assert sum(scanned) == 40  # nothing handled twice, nothing skipped
+    keys = spec_keys(store, specs[:25]) + spec_keys(store, specs[25:], "cell3")
+    assert {store.client.hget(key, "schema") for key in keys} == {b"RequestSpec/1.1"}
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("redis", marks=pytest.mark.redis),
+        pytest.param("cluster", marks=pytest.mark.cluster),
+    ]
+)
+def server_store(request: pytest.FixtureRequest) -> SpecStore:
+    """A store on a real server or cluster, whose SCAN replies do not line up with batches
+    (fakeredis applies COUNT after MATCH, so its replies hold exactly COUNT keys)."""
+    names = {"redis": "real_store", "cluster": "cluster_store"}
+    result: SpecStore = request.getfixturevalue(names[request.param])
+    return result
+
+
+def test_migrate_cursor_with_a_foreign_fingerprint_handles_the_whole_reply_again(
+    server_store: SpecStore,
+) -> None:
+    """When the re-issued SCAN reply does not start with the keys already handled, none of
+    it is skipped (handling a key twice is harmless, skipping one is not)."""
+    store = server_store
+    store.create_many(RequestContext(store=store), [typical_spec() for _ in range(30)])
+    cursor: str | None = None
+    before = 0
+    while True:  # walk to a cursor that ends inside a SCAN reply
+        summary = migrate_documents(store, batch=4, cursor=cursor, max_batches=1)
+        before += summary.scanned
+        cursor = summary.cursor
+        assert cursor is not None, "no batch ended inside a SCAN reply"
+        if cursor.count(":") == 4:
+            break
+    skip = int(cursor.split(":")[3])
+    honest = migrate_documents(store, batch=4, cursor=cursor)
+    foreign = migrate_documents(store, batch=4, cursor=cursor.rsplit(":", 1)[0] + ":" + "0" * 16)
+    assert before + honest.scanned == 30
+    assert foreign.scanned == honest.scanned + skip
+
+
+def test_migrate_counts_unreadable_documents_as_failed_never_as_current(
+    store: SpecStore, ctx: RequestContext
+) -> None:
+    """BUG: a document was judged by its ``schema`` field alone, so garbage bytes under
+    "RequestSpec/1.0" were reported as already current (and the command exited 0)."""
+    good, garbage, invalid, foreign = (
+        [typical_spec() for _ in range(4)],
+        *[typical_spec() for _ in range(3)],
+    )
+    store.create_many(ctx, [*good, garbage, invalid, foreign])
+    client, keys = store.client, store.keys
+    client.hset(keys.spec_key("api", str(garbage.instance_uuid)), "doc", b"garbage")
+    payload = persisted_payload(invalid)
+    payload["flavor"]["vcpus"] = 0
+    client.hset(
+        keys.spec_key("api", str(invalid.instance_uuid)),
+        "doc",
+        encode_envelope("RequestSpec", (1, 0), payload),
+    )
+    other_doc = client.hget(keys.spec_key("api", str(good[0].instance_uuid)), "doc")
+    client.hset(keys.spec_key("api", str(foreign.instance_uuid)), "doc", cast(bytes, other_doc))
+    summary = migrate_documents(store)
+    assert (summary.scanned, summary.current, summary.failed) == (7, 4, 3)
+    named = " ".join(summary.problems)
+    assert all(str(s.instance_uuid) in named for s in (garbage, invalid, foreign))
+
+
 def test_stats_count_per_store_and_version(store: SpecStore, ctx: RequestContext) -> None:
     store.create_many(ctx, [typical_spec() for _ in range(4)])
     store.create_many(ctx.target_cell("cell1"), [typical_spec() for _ in range(3)])
@@ -113,10 +249,13 @@ def test_10000_specs_round_trip_across_a_cluster(cluster_store: SpecStore, tmp_p
     dump = tmp_path / "cluster.msgpack"
     with dump.open("wb") as out:
         assert export_specs(cluster_store, out, "msgpack").exported == 10_000
+    before = stored_hashes(cluster_store)
+    assert len(before) == 10_000
     cluster_store.client.flushall()
     assert export_specs(cluster_store, io.BytesIO(), "msgpack").exported == 0
     result = import_specs(cluster_store, lambda: dump.open("rb"), "msgpack")
     assert (result.created, result.rejected) == (10_000, 0)
+    assert stored_hashes(cluster_store) == before  # timestamps and all, as stored
     again = io.BytesIO()
     assert export_specs(cluster_store, again, "msgpack").exported == 10_000
     import msgpack

@@ -151,6 +151,15 @@ def test_msgpack_export_import_round_trip_through_stdin(url: str, tmp_path: Path
     assert run_cli("export", "--format", "msgpack", "-o", str(dump), url=url).returncode == 0
     records = list(msgpack.Unpacker(dump.open("rb"), raw=False))
     assert len(records) == 30 and all(isinstance(r["doc"], bytes) for r in records)
+    stored = {
+        r["instance_uuid"]: store.client.hmget(
+            store.keys.spec_key(r["store"], r["instance_uuid"]), ["created_at", "updated_at"]
+        )
+        for r in records
+    }
+    assert {
+        r["instance_uuid"]: [r["created_at"].encode(), r["updated_at"].encode()] for r in records
+    } == stored
     store.client.flushall()
     result = subprocess.run(
         [specstore_cmd(), "import", "--format", "msgpack", "-"],
@@ -167,6 +176,11 @@ def test_msgpack_export_import_round_trip_through_stdin(url: str, tmp_path: Path
     key = lambda r: r["instance_uuid"]  # noqa: E731
     reloaded = sorted(msgpack.Unpacker(again.open("rb"), raw=False), key=key)
     assert reloaded == sorted(records, key=key)
+    for r in records:  # the import restored what was stored, not only what was exported
+        key_name = store.keys.spec_key(r["store"], r["instance_uuid"])
+        assert (
+            store.client.hmget(key_name, ["created_at", "updated_at"]) == stored[r["instance_uuid"]]
+        )
     store.close()
 
 
@@ -225,3 +239,19 @@ def test_configuration_from_file_and_environment(url: str, tmp_path: Path) -> No
     assert json.loads(run_cli("stats", "--json", url=url).stdout) == {}
     flag_wins = run_cli("--prefix", "other", "stats", "--json", url=url)
     assert json.loads(flag_wins.stdout)["api"]["count"] == 20
+
+
+@pytest.mark.redis
+def test_migrate_names_an_unreadable_document_exits_1_and_batches_are_exact(url: str) -> None:
+    store = SpecStore.from_url(url)
+    specs = [typical_spec() for _ in range(12)]
+    store.create_many(RequestContext(store=store), specs)
+    bad = str(specs[5].instance_uuid)
+    store.client.hset(store.keys.spec_key("api", bad), "doc", b"garbage")
+    partial = run_cli("migrate", "--batch", "5", "--max-batches", "2", url=url)
+    assert "scanned 10:" in partial.stdout and "resume with --cursor" in partial.stdout
+    full = run_cli("migrate", url=url)
+    assert full.returncode == 1, full.stdout
+    assert "scanned 12: rewrote 0, already current 11, newer 0, failed 1" in full.stdout
+    assert bad in full.stderr
+    store.close()

@@ -3,6 +3,7 @@ with the key count."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+import redis
 
 from specstore import RequestContext, SpecStore
 from tests.factories import typical_spec
@@ -42,21 +44,46 @@ def fresh(redis_server: RedisServer) -> SpecStore:
     return SpecStore.from_url(redis_server.url)
 
 
+def stored_meta(client: redis.Redis) -> dict[bytes, list[bytes | None]]:
+    """spec key -> [rev, created_at, updated_at, schema], read with plain SCAN and HMGET."""
+    keys = list(client.scan_iter(match="specstore:*spec:{*}", count=1000))
+    pipe = client.pipeline(transaction=False)
+    for key in keys:
+        pipe.hmget(key, ["rev", "created_at", "updated_at", "schema"])
+    return dict(zip(keys, pipe.execute(), strict=True))
+
+
 def test_10000_specs_export_flush_import_export_gives_the_same_records(
     fresh: SpecStore, redis_server: RedisServer, tmp_path: Path
 ) -> None:
     load(fresh, 10_000)
+    client = redis_server.client()
+    before = stored_meta(client)
+    assert len(before) == 10_000 and all(all(v) for v in before.values())
     first, second = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
     exported = run_cli("export", "-o", str(first), url=redis_server.url)
     assert exported.returncode == 0 and "exported 10000 specs" in exported.stderr
+    lines = [json.loads(line) for line in first.read_text().splitlines()]
+    key = fresh.keys.spec_key
+    assert {
+        key(r["store"], r["instance_uuid"]).encode(): [
+            str(r["rev"]).encode(),
+            r["created_at"].encode(),
+            r["updated_at"].encode(),
+            r["schema"].encode(),
+        ]
+        for r in lines
+    } == before  # the export carries what was stored
     fresh.client.flushall()
     imported = run_cli("import", str(first), url=redis_server.url)
     assert imported.returncode == 0, imported.stderr
     assert "10000 created" in imported.stderr
+    assert stored_meta(client) == before  # the import restores it
+    client.close()
     assert run_cli("export", "-o", str(second), url=redis_server.url).returncode == 0
-    before = sorted(first.read_text().splitlines())
-    after = sorted(second.read_text().splitlines())
-    assert len(before) == 10_000 and before == after
+    before_lines = sorted(first.read_text().splitlines())
+    after_lines = sorted(second.read_text().splitlines())
+    assert len(before_lines) == 10_000 and before_lines == after_lines
     fresh.close()
 
 

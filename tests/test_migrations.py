@@ -5,10 +5,11 @@ versions defined here (1.1 appends optional fields, 2.0 renames one)."""
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import json
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import msgpack
 import pytest
@@ -17,6 +18,7 @@ from pydantic import ConfigDict, Field
 from serializers import DEFAULT_CODEC, MAGIC, REGISTRY, DocumentCodec, MigrationRegistry, json_codec
 from serializers.envelope import Envelope, encode_envelope
 from serializers.schemas.request_spec import SCHEMA
+from specstore import RequestContext, SpecStore
 from specstore.errors import CorruptDocumentError, IncompatibleSchemaError
 from specstore.model import (
     Flavor,
@@ -26,6 +28,7 @@ from specstore.model import (
     persisted_payload,
     strip_transient,
 )
+from tests import factories
 from tests.factories import typical_spec
 
 Payload = dict[str, Any]
@@ -460,8 +463,7 @@ def test_1_0_code_keeps_nested_1_1_fields(codec_11_nested: DocumentCodec) -> Non
     version, kept = spec.newer_minor_fields
     assert version == (1, 1)
     assert set(kept) == {"flavor", "numa_topology", "boot_priority"}
-    assert kept["flavor"] == {"tier": "gold"}
-    assert kept["boot_priority"] == 7  # (how list items are keyed is the codec's business)
+    assert kept["boot_priority"] == 7  # (how nested objects are keyed is the codec's business)
     again = CODEC_10.encode(spec)
     assert again == doc_11  # byte-identical
     back = codec_11_nested.decode(again)
@@ -493,6 +495,58 @@ def test_nested_1_1_fields_go_away_with_their_container(
     assert isinstance(back, RequestSpecV11Nested)
     assert back.numa_topology is None
     assert (back.flavor.tier, back.boot_priority) == ("gold", 7)
+
+
+def test_1_0_resize_of_a_1_1_document_stores_the_new_flavor_without_the_old_ones_field(
+    codec_11_nested: DocumentCodec,
+) -> None:
+    """BUG: 1.1-only fields of a nested object were grafted onto whatever object 1.0 code put
+    in its place: a resize stored the new flavor with the old flavor's ``tier``."""
+    doc_11 = codec_11_nested.encode(_spec_11_nested())  # flavor m1.large, tier gold
+    resized = CODEC_10.decode(doc_11)
+    resized.flavor = factories.flavor("m1.xlarge", memory_mb=16384, vcpus=8)
+    raw = _raw(CODEC_10.encode(resized))[3]
+    assert raw["flavor"]["name"] == "m1.xlarge" and "tier" not in raw["flavor"]
+    back = codec_11_nested.decode(CODEC_10.encode(resized))
+    assert isinstance(back, RequestSpecV11Nested)
+    assert (back.flavor.name, back.flavor.tier) == ("m1.xlarge", None)
+    assert back.boot_priority == 7  # fields of objects left alone are kept
+    assert back.numa_topology is not None
+    assert [c.l3_cache_kb for c in back.numa_topology.cells] == [None, 2048]
+
+
+def test_1_0_store_resize_of_a_1_1_spec_stores_the_new_flavor_alone(
+    store: SpecStore, codec_11_nested: DocumentCodec
+) -> None:
+    """The same through the store, on every backend: 1.1 code creates, 1.0 code resizes."""
+    ctx = RequestContext(store=store)
+    newer = SpecStore(store.topology, codec=codec_11_nested)
+    newer.create(ctx, _spec_11_nested())
+    read = store.get(ctx, UID)
+    resized = read.spec
+    resized.flavor = factories.flavor("m1.xlarge", memory_mb=16384, vcpus=8)
+    assert store.save(ctx, resized, rev=read.rev) == 2
+    raw = _raw(cast(bytes, store.client.hget(store.keys.spec_key("api", str(UID)), "doc")))
+    assert (raw[1], raw[2]) == (1, 1)  # still a 1.1 document: its other 1.1 fields kept
+    assert raw[3]["flavor"]["name"] == "m1.xlarge" and "tier" not in raw[3]["flavor"]
+    back = newer.get(ctx, UID).spec
+    assert isinstance(back, RequestSpecV11Nested)
+    assert (back.flavor.tier, back.boot_priority) == (None, 7)
+
+
+def test_1_1_fields_of_an_unchanged_nested_object_survive_a_json_export() -> None:
+    """The identity check must not drop fields of an object that was left alone when the
+    dump is JSON-mode (UUIDs and datetimes as text, unlike the document as read)."""
+    payload = persisted_payload(typical_spec(UID))
+    created = dt.datetime(2024, 5, 1, tzinfo=dt.timezone.utc)
+    payload["image"] = {**payload["image"], "created_at": created}
+    payload["image"]["signature_policy"] = "strict"  # an ImageMeta field 1.0 does not know
+    spec = CODEC_10.decode(encode_envelope(SCHEMA, (1, 1), payload))
+    document = json.loads(json_codec.dumps(spec))
+    assert document["version"] == "1.1"
+    assert document["spec"]["image"]["signature_policy"] == "strict"
+    spec.image = None
+    assert "image" not in json.loads(json_codec.dumps(spec))["spec"]
 
 
 def _l3_by_cell_id(doc: bytes, codec: DocumentCodec) -> dict[int, int | None]:

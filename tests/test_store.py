@@ -20,7 +20,7 @@ from specstore import (
     WrongStoreError,
 )
 from specstore.errors import InvalidCellNameError
-from specstore.model import persisted_payload, strip_transient
+from specstore.model import strip_transient
 from tests.factories import typical_spec
 
 
@@ -251,6 +251,7 @@ def test_newer_major_document_is_refused_and_never_overwritten(
 ) -> None:
     spec = typical_spec()
     store.create(ctx, spec)
+    snapshot = spec.model_dump()
     key = store.keys.spec_key("api", str(spec.instance_uuid))
     newer = encode_envelope("RequestSpec", (2, 0), {"instance_uuid": spec.instance_uuid})
     store.client.hset(key, mapping={"doc": newer, "schema": "RequestSpec/2.0"})
@@ -259,7 +260,8 @@ def test_newer_major_document_is_refused_and_never_overwritten(
     with pytest.raises(IncompatibleSchemaError):
         store.save(ctx, spec)
     assert store.client.hget(key, "doc") == newer
-    assert persisted_payload(spec)  # the in-memory spec is untouched
+    assert spec.model_dump() == snapshot  # the in-memory spec is untouched, transient parts too
+    assert spec.ignore_hosts == ["cmp-9"] and spec.retry is not None
 
 
 @pytest.mark.parametrize("bad", ["not-a-uuid", "*", "{1}", "", "a" * 36, "0" * 32 + "::::", "1234"])

@@ -9,7 +9,8 @@ What must hold: every failure is a :class:`BackendError` (never a raw redis-py e
 ``may_have_written`` is False for reads and for failures before the request was sent, True for
 a write whose reply was lost; a retry with the held rev never applies a write twice nor loses
 it; promote, destroy and create retried after a lost reply are safe; after a restart the
-scripts are loaded again and no acknowledged write (AOF, fsync always) is lost.
+scripts are loaded again and no acknowledged write (AOF, fsync always) is lost. The restarts
+hit writes in flight -- before and after they ran -- so each retry path is taken.
 """
 
 from __future__ import annotations
@@ -358,6 +359,9 @@ def test_promote_destroy_create_retried_after_a_lost_reply_are_safe(rig: Rig) ->
     audit_keyspace(rig.admin)
 
 
+SCRIPTS = [getattr(lua, name) for name in dir(lua) if isinstance(getattr(lua, name), lua.LuaScript)]
+
+
 class Restarts:
     """SIGKILL + restart of the server behind the proxy, and what was acknowledged meanwhile."""
 
@@ -366,6 +370,10 @@ class Restarts:
         self.acked: dict[str, tuple[str, int, RequestSpec]] = {}
         """uuid -> (home, rev, persisted spec) of every acknowledged write."""
         self.first_call_failures = 0
+        self.retries_landed = 0
+        """Retries that found the first attempt had landed (it ran before the kill)."""
+        self.retries_ran = 0
+        """Retries that returned normally (they did the work, or found it done: idempotent)."""
 
     def write_some(self, count: int) -> None:
         rig = self.rig
@@ -376,10 +384,17 @@ class Restarts:
             rev = rig.store.save(rig.ctx, bumped, rev=created)
             self.acked[str(spec.instance_uuid)] = ("api", rev, bumped)
 
+    def kill(self) -> None:
+        self.rig.server.stop(kill=True)
+        self.rig.kills += 1
+
+    def restart(self) -> None:
+        self.rig.server.start()
+        assert self.rig.admin.script_exists(lua.SAVE.sha) == [False]  # the script cache is gone
+
     def kill_and_restart(self, downtime: float) -> None:
         rig = self.rig
-        rig.server.stop(kill=True)
-        rig.kills += 1
+        self.kill()
         time.sleep(downtime)
         if downtime:  # while it is down: typed failures; reads say nothing was written
             uid, (_, rev, spec) = next(iter(self.acked.items()))
@@ -387,22 +402,54 @@ class Restarts:
             assert backend_failure(lambda: rig.store.locate(uid)).may_have_written is False
             failed = backend_failure(lambda: rig.store.save(rig.ctx, spec, rev=rev))
             assert failed.operation.startswith("save")
-        rig.server.start()
-        assert rig.admin.script_exists(lua.SAVE.sha) == [False]  # the script cache is gone
+        self.restart()
 
-    def eventually(self, call: Callable[[], Any], landed: Callable[[], Any]) -> Any:
-        """The next call fails typed or succeeds; a retry succeeds or finds it landed."""
+    def eventually(
+        self,
+        call: Callable[[], Any],
+        *,
+        ran_before_kill: bool,
+        landed: Callable[[], Any] | None = None,
+    ) -> Any:
+        """``call`` hit by a SIGKILL of the server, then retried after the restart.
+
+        ``ran_before_kill``: the request runs (fsynced to the AOF), its reply is lost, then the
+        server is killed; otherwise the request is held by the proxy and the server killed
+        while the call waits, so it never runs. Either way the call must fail typed, saying
+        it may have written; the retry must do the work, or -- when it raises ConflictError /
+        SpecExistsError -- ``landed`` must confirm the first attempt landed, exactly once
+        (without ``landed`` the call must be safe to repeat, so such an error fails the test).
+        """
+        rig = self.rig
+        rig.warm()
+        if ran_before_kill:
+            for script in SCRIPTS:  # so that the reply dropped is not a NOSCRIPT refusal
+                rig.admin.script_load(script.source)
+            rig.proxy.drop_next_reply()
+            failure = backend_failure(call)
+            self.kill()
+        else:
+            rig.proxy.blackhole()
+            killer = threading.Timer(0.1, self.kill)
+            killer.start()
+            failure = backend_failure(call)
+            killer.join()
+        assert failure.may_have_written is True, failure
+        self.first_call_failures += 1
+        self.restart()
+        rig.warm()
         try:
-            return call()
-        except BackendError:
-            self.first_call_failures += 1
-        try:
-            return call()
+            result = call()
         except (ConflictError, SpecExistsError):
+            if landed is None:
+                raise
+            self.retries_landed += 1
             return landed()
+        self.retries_ran += 1
+        return result
 
-    def bump(self, uid: str) -> None:
-        """A CAS save of ``uid`` right after a restart (NOSCRIPT -> load -> run)."""
+    def bump(self, uid: str, *, ran_before_kill: bool) -> None:
+        """A CAS save of ``uid`` hit by a restart (then NOSCRIPT -> load -> run)."""
         rig = self.rig
         home, rev, spec = self.acked[uid]
         bumped = spec.model_copy(update={"num_instances": spec.num_instances + 1})
@@ -412,7 +459,12 @@ class Restarts:
             assert (stored.rev, stored.spec) == (rev + 1, bumped)  # the first try, exactly once
             return stored.rev
 
-        new_rev = self.eventually(lambda: rig.store.save(rig.ctx, bumped, rev=rev), landed)
+        new_rev = self.eventually(
+            lambda: rig.store.save(rig.ctx, bumped, rev=rev),
+            ran_before_kill=ran_before_kill,
+            landed=landed,
+        )
+        assert new_rev == rev + 1
         self.acked[uid] = (home, new_rev, bumped)
 
     def verify(self) -> None:
@@ -426,30 +478,46 @@ class Restarts:
 
 
 def test_server_restarts_behind_the_proxy_lose_no_acknowledged_write(rig: Rig) -> None:
-    """SIGKILL + restart (AOF, fsync always) behind the proxy, with and without downtime."""
+    """SIGKILL + restart (AOF, fsync always) behind the proxy: with and without downtime, and
+    hitting writes in flight (before and after they ran); the retries are exactly-once."""
     restarts = Restarts(rig)
     restarts.write_some(10)
-    for downtime in (0.0, 0.3, 0.0, 0.3):
+    for downtime, ran in ((0.0, True), (0.3, False), (0.0, False), (0.3, True)):
         restarts.kill_and_restart(downtime)
-        restarts.bump(next(iter(restarts.acked)))
+        restarts.bump(next(iter(restarts.acked)), ran_before_kill=ran)
         assert rig.admin.script_exists(lua.SAVE.sha) == [True]  # NOSCRIPT handled: reloaded
         restarts.write_some(5)
 
-    restarts.kill_and_restart(0.0)  # the pipelined path reloads its scripts too
-    batch = [strip_transient(typical_spec()) for _ in range(5)]
-    created = restarts.eventually(lambda: rig.store.create_many(rig.ctx, batch), lambda: None)
-    assert len(created.created) + len(created.existing) == 5
-    for spec in batch:
-        restarts.acked[str(spec.instance_uuid)] = ("api", 1, spec)
+    for ran in (True, False):  # the pipelined path reloads its scripts too
+        batch = [strip_transient(typical_spec()) for _ in range(5)]
+        created = restarts.eventually(
+            lambda: rig.store.create_many(rig.ctx, batch),  # noqa: B023
+            ran_before_kill=ran,
+        )
+        done = {*created.created, *created.existing}
+        assert done == {str(s.instance_uuid) for s in batch}
+        # the retry found what the first try made (a pipeline may land in part), or made it
+        assert bool(created.existing) is ran
+        for spec in batch:
+            restarts.acked[str(spec.instance_uuid)] = ("api", 1, spec)
 
-    restarts.kill_and_restart(0.0)
-    moved = next(iter(restarts.acked))
-    promotion = restarts.eventually(lambda: rig.store.promote(rig.ctx, moved, CELL), lambda: None)
-    _, rev, spec = restarts.acked[moved]
-    assert promotion.rev == rev
-    restarts.acked[moved] = (CELL, rev, spec)
+    for ran in (True, False):
+        moved = next(uid for uid, (home, _, _) in restarts.acked.items() if home == "api")
+        promotion = restarts.eventually(
+            lambda: rig.store.promote(rig.ctx, moved, CELL),  # noqa: B023
+            ran_before_kill=ran,
+        )
+        _, rev, spec = restarts.acked[moved]
+        assert (promotion.rev, promotion.moved) == (rev, not ran)
+        restarts.acked[moved] = (CELL, rev, spec)
 
     restarts.kill_and_restart(0.0)
     restarts.verify()
-    print(f"\nrestarts: {rig.kills} SIGKILLs, {restarts.first_call_failures} first calls failed "
-          f"(typed), {len(restarts.acked)} acknowledged specs checked, lost: 0")
+    hits = 4 + 2 + 2
+    assert restarts.first_call_failures == hits
+    assert restarts.retries_landed == 2  # the two CAS saves that ran before the kill
+    print(
+        f"\nrestarts: {rig.kills} SIGKILLs, {restarts.first_call_failures} calls hit in flight "
+        f"(typed), {restarts.retries_landed} retries found the write landed, "
+        f"{restarts.retries_ran} retries did it; {len(restarts.acked)} specs checked, lost: 0"
+    )

@@ -8,6 +8,15 @@ the last acknowledgement, or of a later write whose reply was lost), every recor
 complete and decodable, every spec must have one home. A write that failed before it was sent
 (``may_have_written=False``) must not be there. Several kill/restart rounds run on the same
 data.
+
+What this shows, and what it does not: SIGKILL ends the redis-server *process*; the machine,
+its kernel and the page cache live on, so whatever the server had handed to write(2) reaches
+the disk anyway -- the test passes with ``appendfsync no`` too. It shows that no write is
+acknowledged before Redis has applied and appended it, that the AOF replays after a crash of
+the process into complete, decodable records with one home each, and that the library's
+``may_have_written`` is honest. It does not show that ``appendfsync always`` survives a power
+loss or a kernel crash (that needs the disk's cache flushed, e.g. a VM hard reset or a
+fault-injecting block device such as dm-flakey, which no test here provides).
 """
 
 from __future__ import annotations

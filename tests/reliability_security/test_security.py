@@ -355,7 +355,7 @@ class TLSRedisServer(RedisServer):
     def url(self) -> str:
         return f"rediss://localhost:{self.port}/0"
 
-    def client(self) -> redis.Redis:
+    def connect(self) -> redis.Redis:
         return redis.Redis(
             host="localhost",
             port=self.port,
@@ -363,22 +363,6 @@ class TLSRedisServer(RedisServer):
             ssl_ca_certs=str(self.tls.ca),
             socket_connect_timeout=0.5,
         )
-
-    def wait_ready(self, timeout: float) -> None:
-        import time
-
-        deadline = time.monotonic() + timeout
-        while True:
-            client = self.client()
-            try:
-                if client.ping():
-                    return
-            except redis.RedisError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-            finally:
-                client.close()
 
 
 @pytest.fixture(scope="module")

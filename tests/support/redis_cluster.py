@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 import shutil
 import socket
 import subprocess
 import tempfile
 import time
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import redis
+from redis.crc import key_slot
 
 from tests.support.redis_server import RedisServer, require_binary
 
@@ -50,10 +55,120 @@ class RedisClusterNodes:
             client.flushall()
             client.close()
 
+    def node_id(self, server: RedisServer) -> str:
+        return str(_cluster(server, "MYID"), "ascii")
+
+    def owner(self, slot: int) -> RedisServer:
+        """The master serving ``slot`` (asked of the first node)."""
+        for start, end, (_, port, *_) in _cluster(self.servers[0], "SLOTS"):
+            if start <= slot <= end:
+                return next(s for s in self.servers if s.port == int(port))
+        raise LookupError(f"slot {slot} is not served")
+
+    def other_master(self, server: RedisServer) -> RedisServer:
+        return next(s for s in self.servers if s is not server)
+
+    @contextlib.contextmanager
+    def migrating(self, slot: int, target: RedisServer) -> Iterator[SlotMigration]:
+        """``slot`` opened for migration to ``target`` (IMPORTING / MIGRATING); on leaving the
+        block every key still left is moved and the slot is handed over (SETSLOT NODE), so a
+        failing test never leaves the session cluster half resharded."""
+        source = self.owner(slot)
+        if source is target:
+            raise ValueError("the slot already lives on the target")
+        migration = SlotMigration(self, slot, source, target)
+        _cluster(target, "SETSLOT", slot, "IMPORTING", self.node_id(source))
+        _cluster(source, "SETSLOT", slot, "MIGRATING", self.node_id(target))
+        try:
+            yield migration
+        finally:
+            migration.move_all()
+            target_id = self.node_id(target)
+            for server in (target, source, *(s for s in self.servers if s not in (source, target))):
+                _cluster(server, "SETSLOT", slot, "NODE", target_id)
+            self._wait_slot_agreed(slot, target)
+
+    def move_slot(self, slot: int, target: RedisServer) -> None:
+        """Reshard ``slot`` (and its keys) to ``target``, as ``redis-cli --cluster reshard``."""
+        with self.migrating(slot, target):
+            pass
+
+    def _wait_slot_agreed(self, slot: int, target: RedisServer, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            owners = set()
+            for server in self.servers:
+                for start, end, (_, port, *_) in _cluster(server, "SLOTS"):
+                    if start <= slot <= end:
+                        owners.add(int(port))
+            if owners == {target.port}:
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"the masters do not agree that slot {slot} moved")
+
     def stop(self) -> None:
         for server in self.servers:
             server.stop()
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+@dataclass
+class SlotMigration:
+    """A slot between CLUSTER SETSLOT IMPORTING/MIGRATING and SETSLOT NODE."""
+
+    cluster: RedisClusterNodes
+    slot: int
+    source: RedisServer
+    target: RedisServer
+
+    def move_keys(self, keys: list[str]) -> int:
+        """MIGRATE those of ``keys`` that still live on the source; how many there were.
+
+        (The source answers ASK for any key it no longer holds, so it is not asked which.)
+        """
+        client = self.source.client()
+        try:
+            before = int(command(client, "CLUSTER", "COUNTKEYSINSLOT", self.slot))
+            command(client, "MIGRATE", "127.0.0.1", self.target.port, "", 0, 5000, "KEYS", *keys)
+            return before - int(command(client, "CLUSTER", "COUNTKEYSINSLOT", self.slot))
+        finally:
+            client.close()
+
+    def move_all(self) -> None:
+        client = self.source.client()
+        try:
+            while keys := command(client, "CLUSTER", "GETKEYSINSLOT", self.slot, 100):
+                self.move_keys([k.decode() for k in keys])
+        finally:
+            client.close()
+
+
+def command(client: redis.Redis | Any, *args: object) -> Any:
+    """One raw command (redis-py leaves ``execute_command`` untyped)."""
+    return client.execute_command(*args)
+
+
+def _cluster(server: RedisServer, *args: object) -> Any:
+    client = server.client()
+    try:
+        return command(client, "CLUSTER", *args)
+    finally:
+        client.close()
+
+
+def uuids_in_slot(slot: int, count: int) -> list[str]:
+    """``count`` random instance UUIDs whose hash tag falls in ``slot``."""
+    found: list[str] = []
+    while len(found) < count:
+        candidate = str(uuid.uuid4())
+        if key_slot(candidate.encode()) == slot:
+            found.append(candidate)
+    return found
+
+
+def slot_of(instance_uuid: str) -> int:
+    """The slot every key of the instance hashes to (its hash tag is the UUID)."""
+    return key_slot(instance_uuid.encode())
 
 
 def start_cluster(masters: int = 3, timeout: float = 30.0) -> RedisClusterNodes:

@@ -1,4 +1,10 @@
-"""Start and stop throwaway redis-server processes on free loopback ports."""
+"""Start and stop throwaway redis-server processes on free loopback ports.
+
+A free port can be taken by someone else between choosing it and the server binding it. So a
+server counts as ready only when the process answering on the port is the one we started
+(``INFO server`` ``process_id``), and every client handed out checks the answering server's
+``run_id`` first: a fixture never points at -- let alone flushes -- a server it did not start.
+"""
 
 from __future__ import annotations
 
@@ -41,6 +47,8 @@ class RedisServer:
     workdir: Path
     extra_args: list[str] = field(default_factory=list)
     process: subprocess.Popen[bytes] | None = None
+    run_id: str | None = None
+    """``INFO server`` run_id of the process we started (None while it is not running)."""
 
     @property
     def url(self) -> str:
@@ -70,21 +78,27 @@ class RedisServer:
         self.wait_ready(timeout)
 
     def wait_ready(self, timeout: float) -> None:
+        """Wait until *our* process answers on the port (another one answering does not count)."""
+        assert self.process is not None
         deadline = time.monotonic() + timeout
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
-        while True:
-            try:
-                if client.ping():
-                    client.close()
-                    return
-            except redis.RedisError:
-                pass
-            if self.process is not None and self.process.poll() is not None:
-                log = (self.workdir / "redis.log").read_text(errors="replace")[-2000:]
-                raise RuntimeError(f"redis-server exited early: {log}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"redis-server on port {self.port} not ready")
-            time.sleep(0.05)
+        client = self.connect()
+        try:
+            while True:
+                try:
+                    info = client.info("server")
+                    if info.get("process_id") == self.process.pid and client.ping():
+                        self.run_id = str(info["run_id"])  # ping: refused while loading
+                        return
+                except redis.RedisError:
+                    pass
+                if self.process.poll() is not None:
+                    log = (self.workdir / "redis.log").read_text(errors="replace")[-2000:]
+                    raise RuntimeError(f"redis-server on port {self.port} exited early: {log}")
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"redis-server on port {self.port} not ready")
+                time.sleep(0.05)
+        finally:
+            client.close()
 
     def stop(self, kill: bool = False) -> None:
         if self.process is None:
@@ -101,9 +115,23 @@ class RedisServer:
         if self.process.stderr is not None:
             self.process.stderr.close()
         self.process = None
+        self.run_id = None
+
+    def connect(self) -> redis.Redis:
+        """A client of whatever answers on the port (subclasses change how to connect)."""
+        return redis.Redis(port=self.port, socket_connect_timeout=1.0)
 
     def client(self) -> redis.Redis:
-        return redis.Redis(port=self.port)
+        """A client of this server; refuses when the port is answered by another server."""
+        client = self.connect()
+        answering = client.info("server").get("run_id")
+        if self.run_id is None or answering != self.run_id:
+            client.close()
+            raise RuntimeError(
+                f"port {self.port} is answered by redis run_id {answering}, not by the server "
+                f"this fixture started ({self.run_id}); refusing to use it"
+            )
+        return client
 
     def discard(self, kill: bool = False) -> None:
         """Stop the server for good and remove its working directory."""
@@ -111,9 +139,18 @@ class RedisServer:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-def start_server(extra_args: list[str] | None = None) -> RedisServer:
-    server = RedisServer(
-        free_port(), Path(tempfile.mkdtemp(prefix="specstore-redis-")), list(extra_args or [])
-    )
-    server.start()
-    return server
+def start_server(extra_args: list[str] | None = None, attempts: int = 5) -> RedisServer:
+    """A redis-server of ours on a free port (another port is tried when one is lost)."""
+    workdir = Path(tempfile.mkdtemp(prefix="specstore-redis-"))
+    for attempt in range(attempts):
+        server = RedisServer(free_port(), workdir, list(extra_args or []))
+        try:
+            server.start()
+        except RuntimeError:
+            server.stop(kill=True)
+            if attempt + 1 == attempts:
+                shutil.rmtree(workdir, ignore_errors=True)
+                raise
+            continue
+        return server
+    raise AssertionError("unreachable")
