@@ -23,6 +23,7 @@ from serializers.nova import from_nova_primitive
 from specstore import lua, two_phase
 from specstore.connection import backend_errors, is_wrong_type, read_hashes
 from specstore.errors import (
+    BackendError,
     CorruptDocumentError,
     DocumentError,
     InvalidInputError,
@@ -360,7 +361,7 @@ def _restore(
             else:
                 _count_restore(summary, record, reply)
         for cell, cell_records in _by_store(unclaimed).items():
-            _restore_through_authority(store, cell, cell_records, summary)
+            _restore_through_authority(store, cell, cell_records, overwrite, summary)
     if progress is not None and records:
         progress(len(records))
 
@@ -373,7 +374,11 @@ def _by_store(records: list[ExportRecord]) -> dict[str, list[ExportRecord]]:
 
 
 def _restore_through_authority(
-    store: SpecStore, cell: str, records: list[ExportRecord], summary: ImportSummary
+    store: SpecStore,
+    cell: str,
+    records: list[ExportRecord],
+    overwrite: bool,
+    summary: ImportSummary,
 ) -> None:
     copies = [
         two_phase.NewCopy(
@@ -389,20 +394,32 @@ def _restore_through_authority(
         for r in records
     ]
     results = two_phase.create_copies(
-        store.topology.api, store.backend(cell), cell, copies, store.moves, store.clock()
+        store.topology.api,
+        store.backend(cell),
+        cell,
+        copies,
+        store.moves,
+        store.clock(),
+        revive=overwrite,
     )
     for record, result in zip(records, results, strict=True):
         if result.status == "created":
             summary.created += 1
         elif result.status in ("exists", "moving"):
             _kept_existing(summary, record, result.home)
+        elif result.status == "buried":
+            _kept_destroyed(summary, record)
         else:
             assert result.error is not None
             _import_failed(summary, record, result.error)
 
 
 def _count_restore(summary: ImportSummary, record: ExportRecord, reply: list[object]) -> None:
-    status, outcome = reply_text(reply[0]), reply_text(reply[1])
+    status = reply_text(reply[0])
+    if status == "buried":
+        _kept_destroyed(summary, record)
+        return
+    outcome = reply_text(reply[1])
     if status == "ok":
         setattr(summary, outcome, getattr(summary, outcome) + 1)
     elif status in ("exists", "moving"):
@@ -414,6 +431,15 @@ def _count_restore(summary: ImportSummary, record: ExportRecord, reply: list[obj
 def _kept_existing(summary: ImportSummary, record: ExportRecord, home: str) -> None:
     summary.existing += 1
     _note(summary.problems, f"{record.instance_uuid}: kept the spec already in {home!r}")
+
+
+def _kept_destroyed(summary: ImportSummary, record: ExportRecord) -> None:
+    summary.existing += 1
+    _note(
+        summary.problems,
+        f"{record.instance_uuid}: destroyed since this record was exported; kept destroyed "
+        "(--overwrite restores it)",
+    )
 
 
 def _import_failed(summary: ImportSummary, record: ExportRecord, error: SpecStoreError) -> None:
@@ -462,8 +488,10 @@ class MigrateCursor:
 def parse_cursor(text: str) -> MigrateCursor:
     parts = text.split(":")
     numbers = parts[:4] if len(parts) == 5 else parts
-    if len(parts) not in (3, 5) or not all(p.isdigit() for p in numbers) or (
-        len(parts) == 5 and not _FINGERPRINT.fullmatch(parts[4])
+    if (
+        len(parts) not in (3, 5)
+        or not all(p.isdigit() for p in numbers)
+        or (len(parts) == 5 and not _FINGERPRINT.fullmatch(parts[4]))
     ):
         raise InvalidInputError(f"a migrate cursor looks like '0:0:1234', not {text[:80]!r}")
     position = ScanPosition(int(parts[1]), int(parts[2]))
@@ -733,7 +761,14 @@ def repair(
             if len(report.plans) < MAX_REPORTED:
                 report.plans.append(plan)
             if not dry_run:
-                apply_plan(store, obs, plan)
+                try:
+                    apply_plan(store, obs, plan)
+                except BackendError:
+                    raise
+                except SpecStoreError as exc:  # this instance only: the others go on
+                    report.skipped += 1
+                    _note(report.problems, f"{uid}: not repaired: {exc}")
+                    continue
                 report.repaired += 1
         if progress is not None and counted:
             progress(counted)
@@ -841,7 +876,7 @@ def apply_plan(store: SpecStore, obs: Observation, plan: Plan) -> None:
     if plan.settle_move is not None:
         source, cell, move_id, epoch = plan.settle_move
         route = store.route(cell, uid, source)
-        two_phase.give_up(route, two_phase.OpenMove(move_id, epoch), store.moves)
+        two_phase.settle_expired(route, two_phase.OpenMove(move_id, epoch), store.moves)
         return
     if plan.finish_destroy is not None:
         cell, epoch, rev = plan.finish_destroy
@@ -851,14 +886,15 @@ def apply_plan(store: SpecStore, obs: Observation, plan: Plan) -> None:
     with backend_errors(f"repair {uid}", writes=True):
         if plan.set_authority is not None:
             home, rev = plan.set_authority
-            seen = "" if authority is None else str(authority.epoch)
             epoch += 1
-            lua.run_script(
+            reply = lua.run_script(
                 topology.api.client,
                 lua.LOC_REPAIR,
                 [topology.api.keys.location_key(uid)],
-                [seen, home, rev, epoch, ttl, ""],
+                _repair_args(authority, home, rev, epoch, ttl),
             )
+            if reply_text(reply[1]) == "changed":
+                return  # the authority moved on since it was observed: nothing here is stale
         for name, rev in plan.drop.items():
             backend = topology.backend_for(name)
             lua.run_script(
@@ -866,17 +902,30 @@ def apply_plan(store: SpecStore, obs: Observation, plan: Plan) -> None:
             )
         for backend_name, (home, rev) in plan.set_cell_records.items():
             backend = backends[backend_name]
-            own = obs.cell_records.get(backend_name)
             lua.run_script(
                 backend.client,
                 lua.LOC_REPAIR,
                 [backend.keys.location_key(uid)],
-                [
-                    "" if own is None else str(own.epoch),
-                    home,
-                    rev,
-                    epoch if home else "",
-                    ttl,
-                    (own.move_id if own is not None else None) or "",
-                ],
+                _repair_args(
+                    obs.cell_records.get(backend_name), home, rev, epoch if home else "", ttl
+                ),
             )
+
+
+def _repair_args(
+    seen: Record | None, home: str, rev: int, epoch: int | str, ttl: int
+) -> list[object]:
+    """loc_repair's ARGV: what it must still find (epoch, move id, store, state), and what to
+    write."""
+    if seen is None:
+        return ["", home, rev, epoch, ttl, "", "", ""]
+    return [
+        str(seen.epoch),
+        home,
+        rev,
+        epoch,
+        ttl,
+        seen.move_id or "",
+        seen.store or "",
+        seen.state,
+    ]

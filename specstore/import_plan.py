@@ -23,6 +23,7 @@ from specstore.topology import Backend
 def classify(
     home: str | None,
     moving_to: str | None,
+    destroyed: bool,
     stored_doc: bytes | None,
     exists: bool,
     record: ExportRecord,
@@ -38,6 +39,8 @@ def classify(
         return ("replaced", None) if overwrite else ("existing", home)
     if home is not None:
         return "existing", home
+    if destroyed and not overwrite:  # destroyed since the export: stays destroyed
+        return "existing", "(destroyed)"
     if exists:  # something specstore did not write sits at the key
         return "existing", record.store
     return "created", None
@@ -52,7 +55,7 @@ def _plan_batch(
     with backend_errors(f"dry run of {len(records)} records", writes=False):
         pipe = api.client.pipeline(transaction=False)
         for r in records:
-            pipe.hmget(api.keys.location_key(r.instance_uuid), ["store", "move_to"])
+            pipe.hmget(api.keys.location_key(r.instance_uuid), ["store", "move_to", "state"])
         authority: list[Any] = pipe.execute(raise_on_error=False)
     stored: dict[int, tuple[Any, Any]] = {}
     by_backend: dict[int, tuple[Backend, list[int]]] = {}
@@ -71,13 +74,14 @@ def _plan_batch(
             stored[index] = (replies[2 * position], replies[2 * position + 1])
     for index, record in enumerate(records):
         loc = authority[index]
-        home, moving_to = (None, None) if isinstance(loc, Exception) else loc
+        home, moving_to, state = (None, None, None) if isinstance(loc, Exception) else loc
         doc, exists = stored[index]
         if isinstance(doc, Exception):  # a foreign value at the spec key
             doc, exists = None, 1
         outcome, kept = classify(
             reply_text(home) if home else None,
             reply_text(moving_to) if moving_to else None,
+            state == b"destroyed",
             doc,
             bool(exists),
             record,

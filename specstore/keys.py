@@ -82,6 +82,10 @@ class Keyspace:
         """Key of the location record HASH of ``instance_uuid``."""
         return f"{self.prefix}:loc:{{{instance_uuid}}}"
 
+    def fence_key(self, instance_uuid: str) -> str:
+        """Key of the fence STRING (a cell's own backend): the highest epoch given up there."""
+        return f"{self.prefix}:fence:{{{instance_uuid}}}"
+
     def home_keys(self, store: str, instance_uuid: str) -> list[str]:
         """[spec key in ``store``, location key]: what a write to one store touches."""
         return [self.spec_key(store, instance_uuid), self.location_key(instance_uuid)]

@@ -61,6 +61,7 @@ CELL_RELEASE = LuaScript.load("cell_release")
 CELL_UNFREEZE = LuaScript.load("cell_unfreeze")
 CELL_MOVE_WITHIN = LuaScript.load("cell_move_within")
 MOVE_INSTALL = LuaScript.load("move_install")
+MOVE_SEIZE = LuaScript.load("move_seize")
 
 
 def run_script(client: RedisClient, script: LuaScript, keys: list[str], args: list[Any]) -> Any:

@@ -11,9 +11,11 @@ from specstore.errors import (
     ConflictError,
     CorruptDocumentError,
     IncompatibleSchemaError,
+    MoveAbortedError,
     MoveInProgressError,
     SpecExistsError,
     SpecNotFoundError,
+    SpecStoreError,
     StoreError,
     WrongStoreError,
 )
@@ -115,6 +117,10 @@ def check_reply(reply: Any, instance_uuid: str, store: str, expected_rev: int | 
         )
     if status == "conflict":
         raise ConflictError(instance_uuid, expected_rev or 0, int(rest[0]))
+    if status == "stale":
+        raise MoveAbortedError(instance_uuid, store, "superseded")
+    if status == "buried":
+        raise SpecNotFoundError(instance_uuid, store)
     if status == "foreign":
         raise CorruptDocumentError(
             f"the {rest[0]} of {instance_uuid} holds data specstore did not write; left as is"
@@ -122,10 +128,10 @@ def check_reply(reply: Any, instance_uuid: str, store: str, expected_rev: int | 
     raise StoreError(f"unexpected script reply {fields!r}")  # pragma: no cover
 
 
-def reply_error(reply: Any, instance_uuid: str) -> StoreError:
+def reply_error(reply: Any, instance_uuid: str) -> SpecStoreError:
     """The typed error a refusing script reply stands for (a batch reports it per spec)."""
     try:
         check_reply(reply, instance_uuid, "api", None)
-    except StoreError as exc:
+    except SpecStoreError as exc:
         return exc
     return StoreError(f"unexpected script reply {reply!r} for {instance_uuid}")  # pragma: no cover

@@ -80,9 +80,9 @@ class BatchCreate:
     created: list[str]
     existing: dict[str, str]
     """Specs that already had a home (or a move under way to one): uuid -> that store."""
-    failed: dict[str, StoreError] = field(default_factory=dict)
+    failed: dict[str, SpecStoreError] = field(default_factory=dict)
     """Nothing of these was written."""
-    unknown: dict[str, StoreError] = field(default_factory=dict)
+    unknown: dict[str, SpecStoreError] = field(default_factory=dict)
     """These may have landed: re-read them (``locate``) before retrying."""
 
 
@@ -96,8 +96,8 @@ class BatchDestroy:
     """Specs that live in another store than the context's: uuid -> their home (kept)."""
     moving: dict[str, str] = field(default_factory=dict)
     """Specs being moved to another store right now: uuid -> the target (kept)."""
-    failed: dict[str, StoreError] = field(default_factory=dict)
-    unknown: dict[str, StoreError] = field(default_factory=dict)
+    failed: dict[str, SpecStoreError] = field(default_factory=dict)
+    unknown: dict[str, SpecStoreError] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -370,10 +370,12 @@ class SpecStore:
                 source, cell, open_move = move
                 try:
                     route = self.route(cell, uid, source)
-                    settled[uid] = two_phase.give_up(route, open_move, self.moves)
+                    outcome = two_phase.settle_expired(route, open_move, self.moves)
+                    if outcome != "running":
+                        settled[uid] = outcome
                 except BackendError:
                     settled[uid] = "unreachable"
-                except StoreError:
+                except SpecStoreError:  # data specstore did not write: left as it is
                     settled[uid] = "corrupt"
         return settled
 
@@ -450,8 +452,8 @@ class SpecStore:
         missing: list[str] = []
         elsewhere: dict[str, str] = {}
         moving: dict[str, str] = {}
-        failed: dict[str, StoreError] = {}
-        unknown: dict[str, StoreError] = {}
+        failed: dict[str, SpecStoreError] = {}
+        unknown: dict[str, SpecStoreError] = {}
         told: list[tuple[str, int, int]] = []
         for uid, reply in zip(uids, replies, strict=True):
             if isinstance(reply, StoreError):
@@ -487,7 +489,7 @@ class SpecStore:
         cell: str,
         told: list[tuple[str, int, int]],
         destroyed: list[str],
-        unknown: dict[str, StoreError],
+        unknown: dict[str, SpecStoreError],
     ) -> None:
         """The authority's step of a remote destroy_bulk; a failure moves the spec from
         ``destroyed`` to ``unknown`` (its copy is gone, the authority may still name it)."""
@@ -539,7 +541,7 @@ class SpecStore:
                     raise
                 raise _not_a_hash(uid, store) from None
         if not raw:
-            raise SpecNotFoundError(uid, store, home=self._home_hint(uid))
+            raise SpecNotFoundError(uid, store, home=self._home_hint(uid, backend))
         return parse_record(raw, store, uid, self.codec)
 
     def get_many(self, ctx: RequestContext, instance_uuids: Sequence[UUID | str]) -> BatchRead:
@@ -625,12 +627,23 @@ class SpecStore:
                 return reply_text(store)
         raise failure
 
-    def _home_hint(self, uid: str) -> str | None:
-        """Where the spec lives, for an error message; None when that cannot be told."""
+    def _home_hint(self, uid: str, backend: Backend) -> str | None:
+        """Where the spec lives, for an error message; None when that cannot be told. A miss
+        in a cell on its own backend asks only that backend (never waits on the api's)."""
+        if backend is self.topology.api:
+            try:
+                return self.locate(uid)
+            except (BackendError, CorruptDocumentError):
+                return None
         try:
-            return self.locate(uid)
+            with backend_errors(f"get {uid}", writes=False):
+                store, moved_to = backend.client.hmget(
+                    backend.keys.location_key(uid), ["store", "moved_to"]
+                )
         except BackendError:
             return None
+        where = store or moved_to
+        return reply_text(where) if where else None
 
     def _scan(self, backend: Backend, pattern: str, count: int = 1000) -> Iterator[str]:
         """Keys matching ``pattern`` on ``backend`` (every master of a cluster); never KEYS."""
@@ -691,8 +704,8 @@ def _refused_before_running(exc: Exception) -> bool:
 def _raise_if_redis_failed(
     operation: str,
     result: object,
-    failed: dict[str, StoreError],
-    unknown: dict[str, StoreError],
+    failed: dict[str, SpecStoreError],
+    unknown: dict[str, SpecStoreError],
     *,
     landed: bool,
 ) -> None:
@@ -707,12 +720,12 @@ def _raise_if_redis_failed(
     ) from cause
 
 
-def _root_cause(error: StoreError) -> BaseException:
+def _root_cause(error: SpecStoreError) -> BaseException:
     """The Redis error behind a BackendError (what a batch error names as its cause)."""
     return error.__cause__ or error if isinstance(error, BackendError) else error
 
 
-def _may_have_run(error: StoreError) -> bool:
+def _may_have_run(error: SpecStoreError) -> bool:
     return isinstance(error, BackendError) and error.may_have_written
 
 

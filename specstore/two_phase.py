@@ -75,6 +75,7 @@ from specstore.errors import (
     MoveAbortedError,
     SpecExistsError,
     SpecNotFoundError,
+    SpecStoreError,
     StoreError,
 )
 from specstore.keys import API
@@ -141,6 +142,11 @@ class Route:
     def cell_keys(self) -> list[str]:
         """[target spec key, location record] on the target's backend."""
         return self.cell_backend.keys.home_keys(self.cell, self.uid)
+
+    @property
+    def fenced_keys(self) -> list[str]:
+        """[target spec key, location record, fence] on the target's backend."""
+        return [*self.cell_keys, self.cell_backend.keys.fence_key(self.uid)]
 
     @property
     def source_keys(self) -> list[str]:
@@ -251,7 +257,10 @@ def adopt(route: Route, move: OpenMove, record: list[Any], settings: MoveSetting
     uid, cell = route.uid, route.cell
     with backend_errors(f"move {uid} to {cell} (adopt)", writes=True):
         reply = lua.run_script(
-            route.cell_backend.client, lua.CELL_ADOPT, route.cell_keys, [cell, move.epoch, *record]
+            route.cell_backend.client,
+            lua.CELL_ADOPT,
+            route.fenced_keys,
+            [cell, move.epoch, *record, move.move_id],
         )
     return _adopted(route, move, reply, settings)
 
@@ -389,6 +398,32 @@ def give_up(route: Route, move: OpenMove, settings: MoveSettings) -> str:
     return outcome
 
 
+def seize(route: Route, move: OpenMove, settings: MoveSettings) -> str:
+    """Take over an open move to settle it, only if its lease expired (checked at the
+    authority, atomically): "seized", "running" (leave it to its mover) or "settled"."""
+    with backend_errors(f"settle the move of {route.uid} (seize)", writes=True):
+        reply = lua.run_script(
+            route.api.client,
+            lua.MOVE_SEIZE,
+            route.authority_keys[:1],
+            [move.move_id, settings.lease_ms],
+        )
+    status = reply_text(reply[0])
+    if status == "fenced":
+        return "settled"
+    if status == "running":
+        return "running"
+    check_reply(reply, route.uid, API, None)
+    return "seized"
+
+
+def settle_expired(route: Route, move: OpenMove, settings: MoveSettings) -> str:
+    """What resume_moves and repair do with an open move: seize it (only past its lease),
+    then give it up through the target. "running" when its mover still holds the lease."""
+    seized = seize(route, move, settings)
+    return give_up(route, move, settings) if seized == "seized" else seized
+
+
 def _fence(route: Route, move: OpenMove, settings: MoveSettings) -> list[str]:
     """Ask the target (or, for a move within one backend, the source) to refuse the move
     unless it already happened there: ["adopted", rev] | ["destroyed", rev] | ["aborted"]."""
@@ -405,13 +440,11 @@ def _fence(route: Route, move: OpenMove, settings: MoveSettings) -> list[str]:
             reply = lua.run_script(
                 route.cell_backend.client,
                 lua.CELL_FENCE,
-                route.cell_keys,
-                [move.epoch, settings.buried_seconds],
+                route.fenced_keys,
+                [move.epoch, settings.buried_seconds, move.move_id],
             )
-    # a record specstore did not write refuses every adopt: the move can only roll back
-    if reply_text(reply[0]) == "foreign":
-        return ["aborted"]
-    return check_reply(reply, uid, "", None)
+    # 'foreign': nothing could be marked there, so the move stays open (frozen, not lost)
+    return check_reply(reply, uid, route.cell, None)
 
 
 def _commit_settling(route: Route, move: OpenMove, rev: int) -> str:
@@ -472,7 +505,7 @@ class CopyResult:
     status: str
     rev: int = 0
     home: str = ""
-    error: StoreError | None = None
+    error: SpecStoreError | None = None
 
 
 def create_copies(
@@ -482,8 +515,13 @@ def create_copies(
     copies: Sequence[NewCopy],
     settings: MoveSettings,
     now: str,
+    *,
+    revive: bool = True,
 ) -> list[CopyResult]:
-    """Claim, adopt and commit many new copies: one pipeline per step."""
+    """Claim, adopt and commit many new copies: one pipeline per step.
+
+    ``revive=False`` (an import without overwrite) leaves a destroyed instance destroyed:
+    its result is "buried"."""
     routes = [Route(api, cell_backend, cell, c.uid) for c in copies]
     results: dict[str, CopyResult] = {}
 
@@ -491,7 +529,7 @@ def create_copies(
         (
             lua.MOVE_CLAIM,
             route.authority_keys[:1],
-            [cell, new_move_id(), settings.lease_ms, now, copy.rev],
+            [cell, new_move_id(), settings.lease_ms, now, copy.rev, "1" if revive else ""],
         )
         for route, copy in zip(routes, copies, strict=True)
     ]
@@ -512,13 +550,15 @@ def create_copies(
             _notify(settings, "claim", copy.uid)
         elif status in ("exists", "moving"):
             results[copy.uid] = CopyResult(copy.uid, status, home=reply_text(reply[1]))
+        elif status == "buried":
+            results[copy.uid] = CopyResult(copy.uid, "buried")
         else:
             results[copy.uid] = CopyResult(copy.uid, "failed", error=reply_error(reply, copy.uid))
 
     adopt_calls: list[lua.Call] = [
         (
             lua.CELL_ADOPT,
-            route.cell_keys,
+            route.fenced_keys,
             [
                 cell,
                 move.epoch,
@@ -529,6 +569,7 @@ def create_copies(
                 copy.user_id,
                 copy.created_at,
                 copy.updated_at,
+                move.move_id,
             ],
         )
         for route, copy, move, rev in claimed
@@ -587,6 +628,8 @@ def _pipelined(
             replies = lua.run_scripts_pipelined(backend.client, calls)
     except BackendError as exc:
         first = step == "claim" and not exc.may_have_written
+        if not first:  # the claim landed: the call as a whole did write
+            exc = BackendError(exc.operation, exc.__cause__ or exc, may_have_written=True)
         for copy in copies:
             results[copy.uid] = CopyResult(copy.uid, "failed" if first else "unknown", error=exc)
         return [None] * len(calls)
@@ -594,6 +637,7 @@ def _pipelined(
     for copy, reply in zip(copies, replies, strict=True):
         if isinstance(reply, Exception):
             error = BackendError(f"{step} {copy.uid}", reply, may_have_written=step != "claim")
+            error.__cause__ = reply
             status = "failed" if step == "claim" else "unknown"
             results[copy.uid] = CopyResult(copy.uid, status, error=error)
             out.append(None)

@@ -346,8 +346,13 @@ def test_import_into_a_remote_cell_continues_the_lineage(
     bulk.export_specs(store, backup)
     held = store.save(cell_ctx, spec)
     store.destroy(cell_ctx, uid)
-    summary = bulk.import_specs(store, lambda: io.BytesIO(backup.getvalue()), "jsonl")
-    assert summary.created == 1
+    kept = bulk.import_specs(store, lambda: io.BytesIO(backup.getvalue()), "jsonl")
+    assert (kept.created, kept.existing) == (0, 1)  # destroyed since: stays destroyed
+    assert store.locate(uid) is None
+    summary = bulk.import_specs(
+        store, lambda: io.BytesIO(backup.getvalue()), "jsonl", overwrite=True
+    )
+    assert summary.created == 1  # the operator asked for it back
     restored = store.get(cell_ctx, uid)
     assert restored.rev > held  # a rev held from before the destroy never matches
     with pytest.raises(ConflictError):

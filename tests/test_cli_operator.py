@@ -263,11 +263,16 @@ def test_dry_run_reports_what_the_real_run_would_do(url: str) -> None:
     store.close()
     before = run_cli("stats", "--json", url=url).stdout
     dry = run_cli("import", "--dry-run", str(TABLE), url=url)
+    # a spec destroyed since the export stays destroyed unless --overwrite
+    assert "would create 0, replace 0, leave 19 unchanged and keep 1" in dry.stderr
+    assert "nothing was written" in dry.stderr
+    real = run_cli("import", str(TABLE), url=url)
+    assert "(0 created, 0 replaced, 19 unchanged, 1 kept as they were)" in real.stderr
+    dry = run_cli("import", "--dry-run", "--overwrite", str(TABLE), url=url)
     assert dry.returncode == 0, dry.stderr
     assert "would create 1, replace 0, leave 19 unchanged and keep 0" in dry.stderr
-    assert "nothing was written" in dry.stderr
     assert run_cli("stats", "--json", url=url).stdout == before
-    real = run_cli("import", str(TABLE), url=url)
+    real = run_cli("import", "--overwrite", str(TABLE), url=url)
     assert "(1 created, 0 replaced, 19 unchanged, 0 kept as they were)" in real.stderr
 
 

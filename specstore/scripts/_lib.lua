@@ -7,12 +7,17 @@
 --   state        live | destroyed | aborted
 --   move_id, move_to, move_from, lease_until (ms, server time), move_started
 --                only while a move to a cell on another backend runs
+--   giving_up    set while resume/repair settles an expired move (no one may join it)
 --   moved_to     (a cell's own backend) where the copy that lived here went
+--   adopted_by   (a cell's own backend) the move id that installed the copy here
+-- A cell's own backend also keeps <prefix>:fence:{<uuid>}, a STRING: the highest epoch of
+-- a move given up there; an adopt of that epoch or an older one is refused.
 -- On a cell's own backend the same record says what that backend holds: its store, and the
 -- epoch of the move that installed the copy (or of the move that was aborted or destroyed).
 local unpack = unpack or table.unpack
 local LOC_FIELDS = {'store', 'rev', 'epoch', 'state', 'move_id', 'move_to', 'move_from',
-  'lease_until', 'moved_to'}
+  'lease_until', 'moved_to', 'adopted_by', 'giving_up'}
+local STATES = {live = true, destroyed = true, aborted = true, creating = true, moved = true}
 
 -- The record as a table (absent: store nil, rev 0, epoch 0), or nil when the key holds
 -- something specstore did not write (another type, or a hash without our fields).
@@ -28,7 +33,8 @@ local function read_loc(key)
     loc.rev, loc.epoch = 0, 0
     return loc
   end
-  loc.rev, loc.epoch = tonumber(loc.rev or '0'), tonumber(loc.epoch or '0')
+  if not STATES[loc.state] or not loc.epoch then return nil end
+  loc.rev, loc.epoch = tonumber(loc.rev or '0'), tonumber(loc.epoch)
   if not loc.rev or not loc.epoch then return nil end
   if loc.store == '' then loc.store = nil end
   return loc
@@ -55,7 +61,7 @@ end
 -- A destroyed (or aborted) record keeps its rev and epoch for ttl seconds.
 local function bury(key, rev, epoch, state, ttl)
   redis.call('HDEL', key, 'move_id', 'move_to', 'move_from', 'lease_until', 'move_started',
-    'moved_to')
+    'moved_to', 'giving_up')
   redis.call('HSET', key, 'store', '', 'rev', rev, 'epoch', epoch, 'state', state)
   redis.call('EXPIRE', key, ttl)
 end
@@ -68,7 +74,7 @@ end
 
 local function make_live(key, store, rev, epoch)
   redis.call('HDEL', key, 'move_id', 'move_to', 'move_from', 'lease_until', 'move_started',
-    'moved_to')
+    'moved_to', 'adopted_by', 'giving_up')
   redis.call('HSET', key, 'store', store, 'rev', rev, 'epoch', epoch, 'state', 'live')
   redis.call('PERSIST', key)
 end
@@ -77,4 +83,13 @@ end
 local function not_here(loc)
   if loc.moved_to then return {'wrong_store', loc.moved_to} end
   return {'not_found'}
+end
+
+-- The fence of a cell's own backend: the highest epoch given up here (0 when none), or nil
+-- when the key holds something specstore did not write.
+local function read_fence(key)
+  local fence = redis.pcall('GET', key)
+  if type(fence) == 'table' then return nil end
+  if not fence then return 0 end
+  return tonumber(fence)
 end

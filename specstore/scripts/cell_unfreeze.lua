@@ -7,7 +7,7 @@
 -- Reply   {'ok', 'adopted', rev} | {'ok', 'aborted'} | {'foreign', what}
 local loc = read_loc(KEYS[2])
 if not loc then return FOREIGN end
-if loc.store == ARGV[2] and loc.epoch == tonumber(ARGV[3]) then
+if loc.store == ARGV[2] and loc.epoch == tonumber(ARGV[3]) and loc.adopted_by == ARGV[1] then
   return {'ok', 'adopted', loc.rev}
 end
 if loc.move_id == ARGV[1] then

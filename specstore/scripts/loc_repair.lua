@@ -4,12 +4,15 @@
 -- KEYS[1] location record
 -- ARGV    epoch seen ('' = the record was absent), store ('' = bury), rev,
 --         epoch to write ('' = keep it), seconds a buried record is kept,
---         move id seen ('' = none)
+--         move id seen ('' = none), store seen ('' = none), state seen ('' = absent)
 -- Reply   {'ok', 'set'} | {'ok', 'changed'} | {'foreign', what}
 local loc = read_loc(KEYS[1])
 if not loc then return FOREIGN end
 local seen = ARGV[1] == '' and 0 or tonumber(ARGV[1])
-if loc.epoch ~= seen or (loc.move_id or '') ~= (ARGV[6] or '') then return {'ok', 'changed'} end
+if loc.epoch ~= seen or (loc.move_id or '') ~= ARGV[6] or (loc.store or '') ~= ARGV[7]
+    or (loc.state or '') ~= ARGV[8] then
+  return {'ok', 'changed'}
+end
 local epoch = ARGV[4] == '' and loc.epoch or tonumber(ARGV[4])
 local rev = math.max(loc.rev, tonumber(ARGV[3]))
 if ARGV[2] == '' then bury(KEYS[1], rev, epoch, 'destroyed', ARGV[5])

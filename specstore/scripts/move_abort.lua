@@ -10,10 +10,9 @@ if not loc then return FOREIGN end
 if loc.move_id ~= ARGV[1] then return {'fenced', loc.store or ''} end
 if loc.move_from ~= '' then
   if ARGV[3] == '1' then redis.call('HDEL', KEYS[2], 'moving_to') end
-  redis.call('HDEL', KEYS[1], 'move_id', 'move_to', 'move_from', 'lease_until', 'move_started')
-elseif loc.rev == 0 then
-  redis.call('DEL', KEYS[1])
-else
-  bury(KEYS[1], loc.rev, loc.epoch, 'destroyed', ARGV[2])
+  redis.call('HDEL', KEYS[1], 'move_id', 'move_to', 'move_from', 'lease_until', 'move_started',
+    'giving_up')
+else  -- a create that never finished: the record keeps the epoch (never reused) and the rev
+  bury(KEYS[1], loc.rev, loc.epoch, loc.rev == 0 and 'aborted' or 'destroyed', ARGV[2])
 end
 return {'ok', 'rolled_back'}

@@ -5,6 +5,8 @@
 -- ARGV    target, move id, rev of the copy the target adopted, '1' when the source is here
 -- Reply   {'ok', 'committed'|'already'} | {'fenced', home} (the move was settled otherwise)
 --         | {'foreign', what}
+local rev = tonumber(ARGV[3])
+if not rev then return {'foreign', 'arguments'} end
 local loc = read_loc(KEYS[1])
 if not loc then return FOREIGN end
 if loc.move_id ~= ARGV[2] then
@@ -12,5 +14,5 @@ if loc.move_id ~= ARGV[2] then
   return {'fenced', loc.store or ''}
 end
 if ARGV[4] == '1' and loc.move_from ~= '' then redis.call('DEL', KEYS[2]) end
-make_live(KEYS[1], ARGV[1], math.max(loc.rev, tonumber(ARGV[3])), loc.epoch)
+make_live(KEYS[1], ARGV[1], math.max(loc.rev, rev), loc.epoch)
 return {'ok', 'committed'}

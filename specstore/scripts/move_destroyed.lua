@@ -6,9 +6,11 @@
 --         '1' when an open move's source is here
 -- Reply   {'ok', 'destroyed', source of the open move ('' = none), its move id}
 --         | {'ok', 'stale'} | {'foreign', what}
+local epoch, last = tonumber(ARGV[2]), tonumber(ARGV[3])
+if not epoch or not last then return {'foreign', 'arguments'} end
 local loc = read_loc(KEYS[1])
 if not loc then return FOREIGN end
-if loc.epoch ~= tonumber(ARGV[2]) then return {'ok', 'stale'} end
+if loc.epoch ~= epoch then return {'ok', 'stale'} end
 local source, move_id = '', ''
 if loc.move_id then
   if loc.move_to ~= ARGV[1] then return {'ok', 'stale'} end
@@ -18,5 +20,5 @@ if loc.move_id then
 elseif loc.store ~= ARGV[1] then
   return {'ok', 'stale'}
 end
-bury(KEYS[1], math.max(loc.rev, tonumber(ARGV[3])), loc.epoch + 1, 'destroyed', ARGV[4])
+bury(KEYS[1], math.max(loc.rev, last), loc.epoch + 1, 'destroyed', ARGV[4])
 return {'ok', 'destroyed', source, move_id}

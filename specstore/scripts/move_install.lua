@@ -3,6 +3,8 @@
 -- KEYS[1] location record    KEYS[2] target spec key
 -- ARGV    target, move id, doc, rev, schema, project_id, user_id, created_at, updated_at
 -- Reply   {'ok', rev} | {'fenced', home} | {'exists', cell} | {'foreign', what}
+local rev = tonumber(ARGV[4])
+if not rev then return {'foreign', 'arguments'} end
 local loc = read_loc(KEYS[1])
 if not loc then return FOREIGN end
 if loc.move_id ~= ARGV[2] then
@@ -11,5 +13,5 @@ if loc.move_id ~= ARGV[2] then
 end
 if spec_rev(KEYS[2]) ~= nil then return {'exists', ARGV[1]} end
 write_spec(KEYS[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9])
-make_live(KEYS[1], ARGV[1], math.max(loc.rev, tonumber(ARGV[4])), loc.epoch)
+make_live(KEYS[1], ARGV[1], math.max(loc.rev, rev), loc.epoch)
 return {'ok', ARGV[4]}

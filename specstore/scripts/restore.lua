@@ -5,7 +5,8 @@
 --         '1' when this backend holds the authority (a new home may be made here) else ''
 -- Reply   {'ok', 'created'|'replaced'|'unchanged', rev} | {'exists', home}
 --         | {'moving', cell} | {'unclaimed'} (a new home on a cell's own backend goes
---         through the authority first) | {'foreign', what}
+--         through the authority first) | {'buried'} (destroyed since: only overwrite
+--         restores it) | {'foreign', what}
 -- The rev written continues the lineage: at least the record's, above any rev seen before.
 local loc = read_loc(KEYS[2])
 if not loc then return FOREIGN end
@@ -13,7 +14,7 @@ if loc.move_id then return {'moving', loc.move_to} end
 local wanted = tonumber(ARGV[3])
 if loc.store == ARGV[1] then
   local stored = redis.pcall('HMGET', KEYS[1], 'doc', 'rev')
-  if stored.err then return {'foreign', 'spec record'} end
+  if stored.err or not tonumber(stored[2] or '') then return {'foreign', 'spec record'} end
   if stored[1] == ARGV[2] then return {'ok', 'unchanged', stored[2]} end
   if ARGV[9] ~= '1' then return {'exists', ARGV[1]} end
   local rev = math.max(wanted, (tonumber(stored[2]) or 0) + 1, loc.rev + 1)
@@ -22,6 +23,7 @@ if loc.store == ARGV[1] then
   return {'ok', 'replaced', rev}
 end
 if loc.store then return {'exists', loc.store} end
+if loc.state == 'destroyed' and ARGV[9] ~= '1' then return {'buried'} end
 if ARGV[10] ~= '1' then return {'unclaimed'} end
 if spec_rev(KEYS[1]) ~= nil then return {'exists', ARGV[1]} end
 local rev = math.max(wanted, loc.rev + 1)
