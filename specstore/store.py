@@ -577,7 +577,7 @@ class SpecStore:
         """
         uid = normalize_uuid(instance_uuid)
         api = self.topology.api
-        fields = ["store", "state", "move_id", "move_to", "epoch"]
+        fields = ["store", "state", "move_id", "move_to"]
         try:
             with backend_errors(f"locate {uid}", writes=False):
                 try:
@@ -588,32 +588,37 @@ class SpecStore:
                     raise _foreign_location(uid) from None
         except BackendError as exc:
             return self._locate_in_cells(uid, exc)
-        store, state, move_id, move_to, epoch = (None if v is None else reply_text(v) for v in raw)
+        store, state, move_id, move_to = (None if v is None else reply_text(v) for v in raw)
         if state is None:
             if api.client.exists(api.keys.location_key(uid)):
                 raise _foreign_location(uid)
             return None
         if move_id is not None and move_to is not None and self.is_remote(move_to):
-            cell_loc = self._cell_record(move_to, uid)
-            if cell_loc == (move_to, epoch):
+            adopted = self._adopted_by(move_to, uid, move_id)
+            if adopted == "live":
                 return move_to
+            if adopted == "destroyed":
+                return None  # destroyed in the target before the authority was told
         return store or None
 
-    def _cell_record(self, cell: str, uid: str) -> tuple[str, str] | None:
-        """(store, epoch) of ``uid``'s live record on ``cell``'s backend, else None."""
+    def _adopted_by(self, cell: str, uid: str, move_id: str) -> str | None:
+        """What the move ``move_id`` left in ``cell`` (on its own backend): "live" (its copy
+        is there), "destroyed" (it was, and was destroyed), or None (not adopted)."""
         backend = self.backend(cell)
         with backend_errors(f"locate {uid}", writes=False):
             try:
-                store, epoch = backend.client.hmget(
-                    backend.keys.location_key(uid), ["store", "epoch"]
+                store, state, adopted_by = backend.client.hmget(
+                    backend.keys.location_key(uid), ["store", "state", "adopted_by"]
                 )
             except redis.ResponseError as exc:
                 if not is_wrong_type(exc):
                     raise
                 return None  # not a record of ours: it cannot have adopted anything
-        if not store or epoch is None:
+        if adopted_by is None or reply_text(adopted_by) != move_id:
             return None
-        return reply_text(store), reply_text(epoch)
+        if store and reply_text(store) == cell:
+            return "live"
+        return "destroyed" if state == b"destroyed" else None
 
     def _locate_in_cells(self, uid: str, failure: BackendError) -> str:
         """``locate`` with the api backend down: a cell backend holding the live copy."""

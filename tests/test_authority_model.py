@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, cast
 
 import pytest
-from hypothesis import HealthCheck, seed, settings
+from hypothesis import HealthCheck, Phase, seed, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
@@ -442,6 +442,8 @@ def test_the_authority_keeps_its_guarantees_under_crashes_and_late_steps(
         database=None,
         derandomize=False,
         suppress_health_check=list(HealthCheck),
+        # in CI a failure is reported at once with its seed (replay locally to shrink it)
+        phases=[Phase.explicit, Phase.generate] if os.environ.get("CI") else list(Phase),
     )
     run_state_machine_as_test(seed(run_seed)(machine), settings=config)  # type: ignore[no-untyped-call, unused-ignore]
     outcomes = AuthorityMachine.outcomes
