@@ -53,6 +53,8 @@ ACL_RULES = (
     "-@all",
     "+evalsha",
     "+script|load",
+    "+get",
+    "+set",
     "+del",
     "+exists",
     "+hset",
@@ -131,7 +133,9 @@ def lifecycle(url: str, admin: redis.Redis, **options: Any) -> None:
         assert bulk.export_specs(store, out).exported == 5
         admin.script_flush()  # the next write loads its script again (SCRIPT LOAD)
         store.destroy(ctx, specs[3].instance_uuid, rev=1)
-        imported = bulk.import_specs(store, lambda: io.BytesIO(out.getvalue()), "jsonl")
+        imported = bulk.import_specs(
+            store, lambda: io.BytesIO(out.getvalue()), "jsonl", overwrite=True
+        )  # the destroyed one is restored on request
         assert imported.complete and imported.created == 1 and imported.unchanged == 4
         stats = bulk.collect_stats(store)
         assert sum(s.count for s in stats.values()) == 5
