@@ -50,8 +50,10 @@ from tests.support.redis_server import RedisServer, start_server
 
 pytestmark = [pytest.mark.redis, pytest.mark.reliability]
 
-REMOTE, LOCAL = "cell2", "cell1"
-STORES = (API, LOCAL, REMOTE)
+REMOTE, LOCAL, NEIGHBOUR = "cell2", "cell1", "cell3"
+"""cell1 shares the api server; cell2 and cell3 share the other one."""
+STORES = (API, LOCAL, REMOTE, NEIGHBOUR)
+CELLS = (LOCAL, REMOTE, NEIGHBOUR)
 POOL = [str(uuid.UUID(int=n)) for n in range(1, 4)]
 CLIENTS = 3
 STEPS = ("begin", "adopt", "commit")
@@ -104,12 +106,15 @@ class AuthorityMachine(RuleBasedStateMachine):
         self.paused: list[PausedMover] = []
         self.backups: dict[str, bytes] = {}
         self.counter = 0
+        self.promoting = False
+        """True while a promote runs: only its crashed movers come back late."""
 
     def _client(self, index: int) -> SpecStore:
         api, cell = self.servers
+        remote = Backend("remote", connect(cell.url), Keyspace())
         topology = Topology(
             Backend("api", connect(api.url), Keyspace()),
-            {REMOTE: Backend(REMOTE, connect(cell.url), Keyspace())},
+            {REMOTE: remote, NEIGHBOUR: remote},
         )
 
         def hook(step: str, uid: str) -> None:
@@ -150,7 +155,7 @@ class AuthorityMachine(RuleBasedStateMachine):
             self.outcome(f"interleaved after {step}")
         if self.crash_at.get(client) == step:
             self.crash_at[client] = None
-            if step in ("begin", "adopt"):  # a promote (a create crashes after claim/adopt)
+            if step in ("begin", "adopt") and self.promoting:  # (creates crash after claim)
                 self._remember_paused(client, uid, adopted=step == "adopt")
             raise CrashError(step)
 
@@ -246,9 +251,30 @@ class AuthorityMachine(RuleBasedStateMachine):
     def promote(self, client: int, uid: str, cell: str, crash: str | None) -> None:
         self.ensure_live(client, uid)
         self.crash_at[client] = crash
+        self.promoting = True
         with contextlib.suppress(CrashError):
             self.call(
                 "promote", lambda: self.clients[client].promote(self.ctx(client, API), uid, cell)
+            )
+        self.promoting = False
+        self.crash_at[client] = None
+
+    @rule(
+        client=st.integers(0, CLIENTS - 1),
+        uid=st.sampled_from(POOL),
+        to_cell=st.sampled_from(CELLS),
+        crash=st.sampled_from((None, "begin", "freeze", "adopt", "commit")),
+    )
+    def move_between_cells(self, client: int, uid: str, to_cell: str, crash: str | None) -> None:
+        """A cross-cell resize (or its revert): from the cell the spec lives in to another."""
+        home = self.clients[client].locate(uid)
+        if home is None or home in (API, to_cell):
+            return
+        self.crash_at[client] = crash
+        with contextlib.suppress(CrashError):
+            self.call(
+                "move_to_cell",
+                lambda: self.clients[client].move_to_cell(self.ctx(client, home), uid, to_cell),
             )
         self.crash_at[client] = None
 
@@ -456,6 +482,8 @@ def test_the_authority_keeps_its_guarantees_under_crashes_and_late_steps(
         "promote: ok",
         "destroy: ok",
         "promote crashed",
+        "move_to_cell: ok",
+        "move_to_cell crashed",
         "create crashed",
         "destroy crashed",
         "late mover",
