@@ -12,6 +12,7 @@ from serializers.envelope import (
     Envelope,
     Version,
     decode_envelope,
+    decode_envelope_fast,
     encode_envelope,
     format_version,
 )
@@ -87,6 +88,10 @@ class DocumentCodec:
 
     def decode(self, data: bytes) -> RequestSpec:
         """A spec from document bytes; upgrades older versions, keeps newer-minor fields."""
+        envelope = decode_envelope_fast(data, self.limits)
+        if envelope.schema == self.schema and envelope.version == self.current_version:
+            return self.validate(envelope.payload, envelope.version)
+        # Migration steps and kept unknown fields see the payload with UUID objects.
         return self.from_envelope(decode_envelope(data, self.limits))
 
     def header(self, data: bytes) -> Envelope:
