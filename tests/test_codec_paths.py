@@ -33,6 +33,7 @@ from tests import strategies as sts
 
 SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 UTC = dt.timezone.utc
+UID = uuid.UUID("11111111-2222-4333-8444-555555555555")
 
 json_like: st.SearchStrategy[Any] = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats() | st.text()
@@ -157,3 +158,16 @@ def test_rev_and_newer_minor_fields_survive_copies_and_pickles() -> None:
     fresh = typical_spec()
     assert fresh.rev is None
     assert fresh.newer_minor_fields is None
+
+
+def test_default_maps_stay_key_sorted_under_in_place_updates() -> None:
+    built = typical_spec(UID)
+    built.scheduler_hints = {"a": ["1"], "z": ["2"]}
+    updated = typical_spec(UID)
+    updated.scheduler_hints = {}
+    fresh = RequestSpec(instance_uuid=UID, flavor=updated.flavor)
+    for spec in (updated, fresh):
+        spec.scheduler_hints["z"] = ["2"]
+        spec.scheduler_hints["a"] = ["1"]
+    assert list(fresh.scheduler_hints) == ["a", "z"]
+    assert DEFAULT_CODEC.encode(updated) == DEFAULT_CODEC.encode(built)

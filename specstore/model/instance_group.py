@@ -40,7 +40,7 @@ class InstanceGroup(SpecModel):
     uuid: UUID
     policy: GroupPolicy
     name: str | None = None
-    rules: GroupRules = Field(default_factory=dict)
+    rules: GroupRules = Field(default_factory=SortedDict)
     members: list[str] = Field(default_factory=list)
     hosts: list[str] = Field(default_factory=list)
     project_id: str | None = None

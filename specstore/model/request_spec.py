@@ -68,7 +68,7 @@ class RequestSpec(SpecModel):
     retry: SchedulerRetries | None = None
     limits: SchedulerLimits | None = None
     instance_group: InstanceGroup | None = None
-    scheduler_hints: SchedulerHints = Field(default_factory=dict)
+    scheduler_hints: SchedulerHints = Field(default_factory=SortedDict)
     security_groups: list[str] = Field(default_factory=list)
     network_metadata: NetworkMetadata | None = None
     is_bfv: bool = False
