@@ -197,6 +197,9 @@ def _fast_body(raw: bytes, limits: DecodeLimits) -> Any:
     return body if end is _END_MARK else None
 
 
+_TEXT = {str}
+
+
 def decode_envelope(data: bytes, limits: DecodeLimits = DEFAULT_LIMITS) -> Envelope:
     """Check the marker, unpack within ``limits`` and return the envelope's parts."""
     return _decode(data, limits, fast=False)
@@ -231,8 +234,9 @@ def _decode(data: bytes, limits: DecodeLimits, *, fast: bool) -> Envelope:
     schema, major, minor, payload = body
     if not isinstance(schema, str) or not schema:
         raise CorruptDocumentError("document schema name is not a string")
-    if not all(type(v) is int and 0 <= v < 1 << 16 for v in (major, minor)):
+    if not (type(major) is int and type(minor) is int and 0 <= min(major, minor)
+            and max(major, minor) < 1 << 16):
         raise CorruptDocumentError(f"document version {major!r}.{minor!r} is not two integers")
-    if not isinstance(payload, dict) or not all(isinstance(k, str) for k in payload):
+    if not isinstance(payload, dict) or not {*map(type, payload)} <= _TEXT:
         raise CorruptDocumentError("document payload is not a map keyed by field names")
     return Envelope(schema, (major, minor), payload)

@@ -9,7 +9,7 @@ on the dump path is the C builtin :func:`sorted` for sets (a set has no order to
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, TypeVar, cast
+from typing import Annotated, Any, TypeVar, Union, cast
 
 from pydantic import (
     AfterValidator,
@@ -17,9 +17,10 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    JsonValue,
     PlainSerializer,
+    Strict,
 )
+from typing_extensions import TypeAliasType
 
 MAX_FREEFORM_DEPTH = 16
 
@@ -31,6 +32,15 @@ class SpecModel(BaseModel):
     """Base of every model class: unknown fields are refused, assignments are validated."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, validate_default=False)
+
+    def __eq__(self, other: object) -> bool:
+        # Dumping with exclude_defaults compares every model-valued field with its default
+        # (None); answer that without pydantic's general comparison.
+        if other is None:
+            return False
+        return super().__eq__(other)
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 class SortedDict(dict[K, V]):
@@ -90,10 +100,16 @@ def _canonical(value: Any, depth: int) -> Any:
     if depth > MAX_FREEFORM_DEPTH and isinstance(value, (dict, list)):
         raise ValueError(f"nested deeper than {MAX_FREEFORM_DEPTH} levels")
     if isinstance(value, dict):
-        return SortedDict({k: _canonical(value[k], depth + 1) for k in sorted(value)})
+        return SortedDict(
+            (k, _canonical(value[k], depth + 1) if type(value[k]) in _NESTED else value[k])
+            for k in sorted(value)
+        )
     if isinstance(value, list):
-        return [_canonical(v, depth + 1) for v in value]
+        return [_canonical(v, depth + 1) if type(v) in _NESTED else v for v in value]
     return value
+
+
+_NESTED = (dict, list, SortedDict)
 
 
 def _canonical_freeform(value: dict[str, Any]) -> dict[str, Any]:
@@ -105,7 +121,22 @@ NonNegativeInt = Annotated[int, Field(ge=0)]
 PositiveInt = Annotated[int, Field(ge=1)]
 StrMap = Annotated[dict[str, str], AfterValidator(_sorted_keys)]
 """Free-form string-to-string mapping (flavor extra specs, group rules), kept key-sorted."""
-FreeformMap = Annotated[dict[str, JsonValue], AfterValidator(_canonical_freeform)]
+FreeformValue = TypeAliasType(
+    "FreeformValue",
+    Union[  # noqa: UP007 -- the recursive alias needs the typing form on Python 3.10
+        Annotated[str, Strict()],
+        Annotated[bool, Strict()],
+        Annotated[int, Strict()],
+        Annotated[float, Strict()],
+        None,
+        Annotated[list["FreeformValue"], Strict()],
+        Annotated[dict[Annotated[str, Strict()], "FreeformValue"], Strict()],
+    ],
+)
+"""A JSON value. Unlike pydantic's ``JsonValue`` (a union told apart by a Python callable,
+run for every value on validation and on dump), a union of strict types that pydantic tells
+apart in Rust; it refuses the same things (bytes, sets, tuples, non-string keys)."""
+FreeformMap = Annotated[dict[str, FreeformValue], AfterValidator(_canonical_freeform)]
 """Free-form JSON-like mapping (image properties), key-sorted and depth-bounded."""
 IntMap = Annotated[dict[NonNegativeInt, NonNegativeInt], AfterValidator(_sorted_keys)]
 """CPU pinning map (guest CPU -> host CPU), kept key-sorted."""

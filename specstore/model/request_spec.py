@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 def _hints(value: object, handler: ValidatorFunctionWrapHandler) -> dict[str, list[str]]:
     """Nova accepts a bare hint value and stores it as a one-element list; so do we. The
     validated map is kept key-sorted (one Python call for both)."""
-    if isinstance(value, dict):
+    if isinstance(value, dict) and not all(type(v) is list for v in value.values()):
         value = {k: v if isinstance(v, list) else [v] for k, v in value.items()}
     hints: dict[str, list[str]] = handler(value)
     return SortedDict(sorted(hints.items()))
@@ -88,14 +88,14 @@ class RequestSpec(SpecModel):
     def newer_minor_fields(self) -> NewerMinorFields | None:
         """(version, fields) read from a newer minor schema version that this code does not
         know; the document codec writes them back untouched."""
-        return getattr(self, "_newer_minor_fields", None)
+        return _slot_value(self, "_newer_minor_fields")
 
     @newer_minor_fields.setter
     def newer_minor_fields(self, value: NewerMinorFields | None) -> None:
         object.__setattr__(self, "_newer_minor_fields", value)
 
     def _bookkeeping(self) -> dict[str, Any]:
-        return {name: getattr(self, name, None) for name in _BOOKKEEPING}
+        return {name: _slot_value(self, name) for name in _BOOKKEEPING}
 
     def _set_bookkeeping(self, values: dict[str, Any]) -> None:
         for name in _BOOKKEEPING:
@@ -141,7 +141,8 @@ class RequestSpec(SpecModel):
     @property
     def rev(self) -> int | None:
         """Revision of the stored copy this object was last read from or written as."""
-        return getattr(self, "_rev", None)
+        value: int | None = _slot_value(self, "_rev")
+        return value
 
     def create(self, ctx: RequestContext) -> None:
         """Store this new spec in the context's store (the api store when untargeted)."""
@@ -181,3 +182,15 @@ class RequestSpec(SpecModel):
     @property
     def vcpus(self) -> int:
         return self.flavor.vcpus
+
+
+_SLOTS = {name: RequestSpec.__dict__[name] for name in _BOOKKEEPING}
+
+
+def _slot_value(spec: RequestSpec, name: str) -> Any:
+    """A bookkeeping slot's value, None when unset (read through the slot itself: an unset
+    slot would otherwise go through pydantic's slow ``__getattr__``)."""
+    try:
+        return _SLOTS[name].__get__(spec, type(spec))
+    except AttributeError:
+        return None
