@@ -9,7 +9,7 @@ on the dump path is the C builtin :func:`sorted` for sets (a set has no order to
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, TypeVar, Union, cast
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar, Union, cast
 
 from pydantic import (
     AfterValidator,
@@ -17,6 +17,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    JsonValue,
     PlainSerializer,
     Strict,
 )
@@ -121,18 +122,21 @@ NonNegativeInt = Annotated[int, Field(ge=0)]
 PositiveInt = Annotated[int, Field(ge=1)]
 StrMap = Annotated[dict[str, str], AfterValidator(_sorted_keys)]
 """Free-form string-to-string mapping (flavor extra specs, group rules), kept key-sorted."""
-FreeformValue = TypeAliasType(
-    "FreeformValue",
-    Union[  # noqa: UP007 -- the recursive alias needs the typing form on Python 3.10
-        Annotated[str, Strict()],
-        Annotated[bool, Strict()],
-        Annotated[int, Strict()],
-        Annotated[float, Strict()],
-        None,
-        Annotated[list["FreeformValue"], Strict()],
-        Annotated[dict[Annotated[str, Strict()], "FreeformValue"], Strict()],
-    ],
-)
+if TYPE_CHECKING:
+    FreeformValue = JsonValue  # the same set of values, as type checkers know it
+else:
+    FreeformValue = TypeAliasType(
+        "FreeformValue",
+        Union[  # noqa: UP007 -- TypeAliasType takes the typing form on Python 3.10
+            Annotated[str, Strict()],
+            Annotated[bool, Strict()],
+            Annotated[int, Strict()],
+            Annotated[float, Strict()],
+            Annotated[list["FreeformValue"], Strict()],
+            Annotated[dict[Annotated[str, Strict()], "FreeformValue"], Strict()],
+            None,
+        ],
+    )
 """A JSON value. Unlike pydantic's ``JsonValue`` (a union told apart by a Python callable,
 run for every value on validation and on dump), a union of strict types that pydantic tells
 apart in Rust; it refuses the same things (bytes, sets, tuples, non-string keys)."""

@@ -88,7 +88,8 @@ class RequestSpec(SpecModel):
     def newer_minor_fields(self) -> NewerMinorFields | None:
         """(version, fields) read from a newer minor schema version that this code does not
         know; the document codec writes them back untouched."""
-        return _slot_value(self, "_newer_minor_fields")
+        value: NewerMinorFields | None = _slot_value(self, "_newer_minor_fields")
+        return value
 
     @newer_minor_fields.setter
     def newer_minor_fields(self, value: NewerMinorFields | None) -> None:
@@ -134,7 +135,7 @@ class RequestSpec(SpecModel):
             return NotImplemented
         return self.__dict__ == other.__dict__
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None
 
     # -- object-style persistence (the store comes from the context) -------------------------
 
