@@ -200,6 +200,30 @@ def _fast_body(raw: bytes, limits: DecodeLimits) -> Any:
 _TEXT = {str}
 
 
+def current_payload(
+    data: bytes, schema: str, version: Version, limits: DecodeLimits = DEFAULT_LIMITS
+) -> dict[str, Any] | None:
+    """The payload (UUIDs as their 16 bytes) when ``data`` is a well-formed document of
+    exactly ``schema`` at ``version`` that the fast reader handles; None otherwise, and the
+    caller takes the general path (which also gives the error of a corrupt document)."""
+    if type(data) is not bytes or not data.startswith(MAGIC):
+        return None
+    body = _fast_body(data, limits)
+    if type(body) is not list or len(body) != 4:
+        return None
+    name, major, minor, payload = body
+    if (
+        name != schema
+        or (major, minor) != version
+        or type(major) is not int  # True == 1: bools are not versions
+        or type(minor) is not int
+        or type(payload) is not dict
+        or not {*map(type, payload)} <= _TEXT
+    ):
+        return None
+    return payload
+
+
 def decode_envelope(data: bytes, limits: DecodeLimits = DEFAULT_LIMITS) -> Envelope:
     """Check the marker, unpack within ``limits`` and return the envelope's parts."""
     return _decode(data, limits, fast=False)
