@@ -3,6 +3,8 @@ its baselines measured in the same run (matplotlib, from the ``bench`` extra).""
 
 from __future__ import annotations
 
+import argparse
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -28,7 +30,7 @@ def _put(panel: Panel, group: str, rows: Sequence[Row], figure: int, name: str,
     if row is None or row.specstore is None or row.baseline is None:
         return
     values = panel.setdefault(group, {})
-    values["specstore"] = row.specstore
+    values.setdefault("specstore", row.specstore)  # the first figure's own measurement
     values[baseline] = row.baseline
 
 
@@ -84,8 +86,8 @@ def draw(rows: Sequence[Row], out: Path, title: str) -> None:
         ax.set_title(label, fontsize=10)
         if log:
             ax.set_yscale("log")
-        ax.margins(y=0.25)
-        ax.legend(fontsize=8, loc="upper left")
+        ax.margins(y=0.3)
+        ax.legend(fontsize=7, loc="upper center", ncols=2, framealpha=0.9)
     fig.suptitle("specstore vs the hand-rolled pattern, raw redis-py and redis-om, one run, "
                  "one server", fontsize=11)
     fig.text(0.5, 0.005, title, ha="center", fontsize=6, wrap=True)
@@ -93,3 +95,29 @@ def draw(rows: Sequence[Row], out: Path, title: str) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
     plt.close(fig)
+
+
+def rows_from_json(path: Path) -> tuple[list[Row], str]:
+    """The rows (and a one-line header) of a ``benchmarks.run --json`` file."""
+    data = json.loads(path.read_text())
+    rows = [Row(r["figure"], r["name"], r["unit"], r["specstore"], r["baseline"],
+                r["baseline_name"], run=r["result"] != "not run") for r in data["rows"]]
+    env = data["environment"]
+    header = (f"at {env['git_head']}, Python {env['python']}, redis-server {env['redis_server']}, "
+              f"redis-py {env['redis_py']}, {env['cpus']} CPUs, load average "
+              f"{env['load_average_at_start'][0]:.1f} -> {env['load_average_at_end'][0]:.1f}")
+    return rows, header
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Draw a benchmarks.run --json file.")
+    parser.add_argument("json_file", type=Path)
+    parser.add_argument("out", type=Path)
+    args = parser.parse_args(argv)
+    rows, header = rows_from_json(args.json_file)
+    draw(rows, args.out, header)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
