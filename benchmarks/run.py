@@ -189,7 +189,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"\nprofile of {path}: {out}\n")
         print(profiling.headline(out.read_text()))
     if args.chart:
-        chart.draw(rows, args.chart, _header(env, elapsed))
+        try:
+            chart.draw(rows, args.chart, _header(env, elapsed))
+        except ImportError:
+            print("benchmarks: --chart needs matplotlib (pip install -e '.[bench]')",
+                  file=sys.stderr)
     if args.json:
         args.json.write_text(json.dumps({
             "environment": env, "elapsed_seconds": elapsed,
