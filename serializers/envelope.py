@@ -206,7 +206,9 @@ def current_payload(
     """The payload (UUIDs as their 16 bytes) when ``data`` is a well-formed document of
     exactly ``schema`` at ``version`` that the fast reader handles; None otherwise, and the
     caller takes the general path (which also gives the error of a corrupt document)."""
-    if type(data) is not bytes or not data.startswith(MAGIC):
+    if type(data) is not bytes or len(data) > limits.max_document_bytes:
+        return None  # the general path refuses documents over the limit
+    if not data.startswith(MAGIC):
         return None
     body = _fast_body(data, limits)
     if type(body) is not list or len(body) != 4:
