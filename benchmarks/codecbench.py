@@ -1,6 +1,6 @@
 """Figure 5: encode / decode time per spec, and bytes per spec.
 
-The spec is the typical one of tests/factories.py. specstore encodes it with
+The spec is the typical one of specstore.samples. specstore encodes it with
 ``DEFAULT_CODEC.encode`` (transient fields stripped) and decodes with ``DEFAULT_CODEC.decode``
 (msgpack + upgrade check + pydantic validation); the baseline is pydantic's own JSON:
 ``model_dump_json`` with the same fields excluded and ``model_validate_json``.
@@ -20,7 +20,7 @@ from typing import Any
 
 import redis
 
-from benchmarks.harness import Row, Target, per_call_micros
+from benchmarks.harness import Row, Target, interleaved_micros
 from benchmarks.latency import JSON_EXCLUDE
 from benchmarks.workload import BASE_SPEC, Counts, keyspace
 from serializers.msgpack_codec import DEFAULT_CODEC
@@ -29,7 +29,9 @@ from specstore.keys import API
 from specstore.model import RequestSpec, strip_transient
 from specstore.store import SpecStore
 
-CODEC_TARGET = Target("value", "<", 25, "us")
+CODEC_TARGET = Target("value", "<=", 40, "us")
+FASTER_THAN_JSON = Target("ratio", "<=", 1 / 1.5)
+"""At least 1.5x faster than pydantic JSON on the same model."""
 SIZE_TARGET = Target("ratio", "<=", 0.40)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,13 +67,14 @@ def figure_5(client: redis.Redis, prefix: str, counts: Counts) -> list[Row]:
     if codec.decode(doc) != RequestSpec.model_validate_json(text):
         raise RuntimeError("the msgpack document and the pydantic JSON hold different specs")
 
-    def timed(fn: Any) -> float:
-        return per_call_micros(fn, number=counts.codec_number, repeat=counts.codec_repeat)
-
-    encode = timed(lambda: codec.encode(spec))
-    decode = timed(lambda: codec.decode(doc))
-    json_encode = timed(lambda: spec.model_dump_json(exclude=JSON_EXCLUDE))
-    json_decode = timed(lambda: RequestSpec.model_validate_json(text))
+    times = interleaved_micros({
+        "encode": lambda: codec.encode(spec),
+        "decode": lambda: codec.decode(doc),
+        "json_encode": lambda: spec.model_dump_json(exclude=JSON_EXCLUDE),
+        "json_decode": lambda: RequestSpec.model_validate_json(text),
+    }, number=counts.codec_number, repeat=counts.codec_repeat)
+    encode, decode = times["encode"], times["decode"]
+    json_encode, json_decode = times["json_encode"], times["json_decode"]
 
     store = SpecStore(client, keyspace=keyspace(prefix, "size"))
     store.create(RequestContext(store=store), spec)
@@ -89,14 +92,18 @@ def figure_5(client: redis.Redis, prefix: str, counts: Counts) -> list[Row]:
     nova_bytes, nova_source = nova_json_bytes(spec)
 
     timing = (f"Figure 5: median of {counts.codec_repeat} loops of {counts.codec_number} calls "
-              "on the typical spec; pydantic JSON leaves out the same transient fields.")
+              "on the typical spec, the four loops interleaved; pydantic JSON leaves out the "
+              "same transient fields (and, unlike the document, keeps fields at their "
+              "defaults). Decode validates fully in both.")
     return [
-        Row(5, "encode per spec", "us", encode, json_encode, "model_dump_json", note=timing,
-            path="encode"),
+        Row(5, "encode per spec", "us", encode, json_encode, "model_dump_json",
+            FASTER_THAN_JSON, note=timing, path="encode"),
         Row(5, "decode per spec", "us", decode, json_decode, "model_validate_json",
-            path="decode"),
+            FASTER_THAN_JSON, path="decode"),
         Row(5, "encode + decode per spec", "us", encode + decode, json_encode + json_decode,
             "pydantic JSON both ways", CODEC_TARGET),
+        Row(5, "encode + decode vs pydantic JSON", "us", encode + decode,
+            json_encode + json_decode, "pydantic JSON both ways", FASTER_THAN_JSON),
         Row(5, "stored document size", "B", len(doc), len(text), "pydantic JSON"),
         Row(5, "stored document size vs Nova", "B", len(doc), nova_bytes,
             "Nova JSON primitive", SIZE_TARGET, note=f"Nova size: {nova_source}."),

@@ -27,6 +27,7 @@ import msgpack
 
 from specstore.connection import RedisClient
 from specstore.keys import Keyspace
+from specstore.model import RequestSpec
 from specstore.records import reply_text
 from specstore.scan import scan_batches
 
@@ -48,12 +49,12 @@ def run_cli(url: str, prefix: str, *args: str) -> None:
         raise CommandError(f"specstore {' '.join(args)} exited {code}")
 
 
-def export_cli(url: str, prefix: str, out: Path) -> None:
-    run_cli(url, prefix, "export", "--output", str(out), "--format", "jsonl", "--quiet")
+def export_cli(url: str, prefix: str, out: Path, fmt: str = "jsonl") -> None:
+    run_cli(url, prefix, "export", "--output", str(out), "--format", fmt, "--quiet")
 
 
-def import_cli(url: str, prefix: str, source: Path) -> None:
-    run_cli(url, prefix, "import", str(source), "--format", "jsonl", "--quiet")
+def import_cli(url: str, prefix: str, source: Path, fmt: str = "jsonl") -> None:
+    run_cli(url, prefix, "import", str(source), "--format", fmt, "--quiet")
 
 
 def _hashes(
@@ -88,6 +89,40 @@ def import_raw(client: RedisClient, keys: Keyspace, data: IO[bytes], batch: int 
     pipe = client.pipeline(transaction=False)
     for store, uid, raw in msgpack.Unpacker(data, raw=False, strict_map_key=False):
         pipe.hset(keys.spec_key(store, uid), mapping=raw)
+        count += 1
+        if count % batch == 0:
+            pipe.execute()
+            pipe = client.pipeline(transaction=False)
+    pipe.execute()
+    return count
+
+
+def export_hand(client: RedisClient, pattern: str, out: IO[bytes], batch: int = BATCH) -> int:
+    """Hand-rolled: SCAN + pipelined GET of pydantic JSON values, one ``key<TAB>json`` line
+    each (the values written as stored, not parsed)."""
+    count = 0
+    for found, _ in scan_batches(client, pattern, batch):
+        if not found:
+            continue
+        pipe = client.pipeline(transaction=False)
+        for key in found:
+            pipe.get(key)
+        values: list[bytes | None] = pipe.execute()
+        out.write(b"".join(k + b"\t" + v + b"\n"
+                           for k, v in zip(found, values, strict=True) if v is not None))
+        count += sum(1 for v in values if v is not None)
+    return count
+
+
+def import_hand(client: RedisClient, prefix: str, data: IO[bytes], batch: int = BATCH) -> int:
+    """Hand-rolled: each line's JSON validated with ``model_validate_json`` (a careful
+    team's import), then SET under ``prefix``, pipelined."""
+    count = 0
+    pipe = client.pipeline(transaction=False)
+    for line in data:
+        key, _, value = line.rstrip(b"\n").partition(b"\t")
+        RequestSpec.model_validate_json(value)
+        pipe.set(prefix.encode() + b":" + key, value)
         count += 1
         if count % batch == 0:
             pipe.execute()

@@ -217,6 +217,27 @@ def per_call_micros(fn: Callable[[], object], *, number: int, repeat: int) -> fl
     return statistics.median(means)
 
 
+def interleaved_micros(
+    fns: dict[str, Callable[[], object]], *, number: int, repeat: int
+) -> dict[str, float]:
+    """:func:`per_call_micros` of several functions, their loops interleaved (A B C, then
+    B C A, ...) so that a drift of a shared machine shows in all of them."""
+    names = list(fns)
+    for fn in fns.values():
+        for _ in range(max(1, number // 10)):
+            fn()
+    means: dict[str, list[float]] = {name: [] for name in names}
+    for run in range(repeat):
+        for name in names[run % len(names):] + names[: run % len(names)]:
+            fn = fns[name]
+            gc.collect()
+            t0 = time.perf_counter_ns()
+            for _ in range(number):
+                fn()
+            means[name].append((time.perf_counter_ns() - t0) / number / 1000.0)
+    return {name: statistics.median(values) for name, values in means.items()}
+
+
 # -- the table ----------------------------------------------------------------------------------
 
 

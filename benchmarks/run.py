@@ -16,6 +16,9 @@ specstore/baseline, target, met/MISSED):
 4. export / import throughput and the export's peak memory at two key counts
 5. encode / decode time and bytes per spec vs pydantic JSON and Nova's JSON primitive
 6. save / get latency on a 3-master Redis Cluster (``--cluster``; "not run" otherwise)
+7. save / get latency vs redis-om-python's JsonModel (when redis-om and RedisJSON are there)
+
+``--chart PATH`` also draws the latencies and throughputs as a PNG (matplotlib, bench extra).
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from typing import Any
 
 import redis
 
-from benchmarks import batch, codecbench, exportbench, latency, profiling
+from benchmarks import batch, chart, codecbench, exportbench, latency, profiling, redisom
 from benchmarks.harness import Row, render_table
 from benchmarks.workload import (
     Counts,
@@ -47,7 +50,7 @@ from benchmarks.workload import (
 )
 from specstore.connection import connect
 
-FIGURES = (1, 2, 3, 4, 5, 6)
+FIGURES = (1, 2, 3, 4, 5, 6, 7)
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -65,6 +68,7 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="profile the two slowest specstore paths with pyinstrument")
     parser.add_argument("--profile-paths", default="",
                         help="comma-separated paths to profile instead (e.g. 'export,decode')")
+    parser.add_argument("--chart", type=Path, help="also draw the results to this PNG")
     parser.add_argument("--figures", default=",".join(map(str, FIGURES)),
                         help="comma-separated figure numbers to run (default: all)")
     args = parser.parse_args(argv)
@@ -130,7 +134,8 @@ def run(args: argparse.Namespace) -> tuple[list[Row], dict[str, Any], dict[str, 
     prefix = run_prefix()
     rows: list[Row] = []
     profiles: dict[str, Path] = {}
-    with redis_url(args.redis_url) as url:
+    module = redisom.rejson_module() if 7 in args.figures else None
+    with redis_url(args.redis_url, [str(module)] if module else []) as url:
         client = connect(url)
         if not isinstance(client, redis.Redis):
             raise SystemExit("--redis-url must name a single server (redis://, unix://)")
@@ -141,6 +146,7 @@ def run(args: argparse.Namespace) -> tuple[list[Row], dict[str, Any], dict[str, 
                 3: lambda: batch.figure_3(client, prefix, counts),
                 4: lambda: exportbench.figure_4(client, url, prefix, counts),
                 5: lambda: codecbench.figure_5(client, prefix, counts),
+                7: lambda: redisom.figure_7(client, prefix, counts),
             }
             for number, figure in figures.items():
                 if number in args.figures or (number == 1 and 2 in args.figures):
@@ -162,6 +168,7 @@ def run(args: argparse.Namespace) -> tuple[list[Row], dict[str, Any], dict[str, 
             if args.redis_url:
                 _step(f"deleting {delete_prefix(client, prefix)} keys under {prefix}:")
             client.close()
+    rows.sort(key=lambda row: row.figure)
     return rows, env, profiles
 
 
@@ -181,6 +188,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     for path, out in profiles.items():
         print(f"\nprofile of {path}: {out}\n")
         print(profiling.headline(out.read_text()))
+    if args.chart:
+        try:
+            chart.draw(rows, args.chart, _header(env, elapsed))
+        except ImportError:
+            print("benchmarks: --chart needs matplotlib (pip install -e '.[bench]')",
+                  file=sys.stderr)
     if args.json:
         args.json.write_text(json.dumps({
             "environment": env, "elapsed_seconds": elapsed,

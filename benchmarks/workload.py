@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
-import shutil
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -12,13 +11,12 @@ from dataclasses import dataclass
 
 import redis
 
+from benchmarks.servers import start_cluster, start_server
 from specstore.connection import RedisClient
 from specstore.keys import Keyspace
 from specstore.model import RequestSpec
+from specstore.samples import typical_spec
 from specstore.scan import scan_batches
-from tests.factories import typical_spec
-from tests.support.redis_cluster import start_cluster
-from tests.support.redis_server import start_server
 
 
 @dataclass(frozen=True)
@@ -74,7 +72,7 @@ class Counts:
 # -- specs and keys -----------------------------------------------------------------------------
 
 BASE_SPEC = typical_spec(uuid.UUID("3f0c2a5e-9b7d-4c1e-8a6f-2d4b6c8e0a1b"))
-"""The typical spec of tests/factories.py (transient per-request fields included)."""
+"""The typical spec of specstore.samples (transient per-request fields included)."""
 
 
 def spec_copies(count: int) -> list[RequestSpec]:
@@ -127,17 +125,17 @@ def _unlink_each(client: RedisClient, keys: Sequence[bytes]) -> None:
 
 
 @contextmanager
-def redis_url(given: str | None) -> Iterator[str]:
-    """``given``, or the URL of a throwaway redis-server started (and stopped) here."""
+def redis_url(given: str | None, modules: Sequence[str] = ()) -> Iterator[str]:
+    """``given``, or the URL of a throwaway redis-server started (and stopped) here, with
+    ``modules`` loaded."""
     if given:
         yield given
         return
-    server = start_server()
+    server = start_server([arg for path in modules for arg in ("--loadmodule", path)])
     try:
         yield server.url
     finally:
-        server.stop()
-        shutil.rmtree(server.workdir, ignore_errors=True)
+        server.discard()
 
 
 @contextmanager

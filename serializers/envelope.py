@@ -16,16 +16,25 @@ is deterministic: the model keeps mappings key-sorted and sets sorted, so equal 
 identical bytes. Decoding untrusted bytes is bounded by :class:`DecodeLimits`
 (total size, string/binary/array/map sizes; msgpack itself refuses deep nesting) and every
 failure is a :class:`~specstore.errors.CorruptDocumentError`.
+
+Two implementations, one format. The reference one is msgpack-python with Python hooks (the
+``default=`` and ``ext_hook`` below). The fast one is ormsgpack (Rust), which writes UUID
+extensions and reads maps without a Python call per value; it is used whenever it gives the
+same result, and anything it cannot handle the same way (datetimes, unknown extensions,
+documents long enough to need the size limits, any error) goes to the reference path, so
+the bytes written and the errors raised are those of the reference. Tests compare the two.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
 import msgpack
+import ormsgpack
 
 from specstore.errors import CorruptDocumentError, DocumentTooLargeError
 
@@ -70,9 +79,32 @@ def _pack_default(value: object) -> msgpack.ExtType:
     raise TypeError(f"cannot encode {type(value).__name__}")
 
 
-def _packb(value: object) -> bytes:
+def _packb_reference(value: object) -> bytes:
     packed: bytes = msgpack.packb(value, default=_pack_default, use_bin_type=True, datetime=True)
     return packed
+
+
+class _UnsupportedError(Exception):
+    """A value the fast path leaves to the reference implementation."""
+
+
+def _fast_default(value: object) -> ormsgpack.Ext:
+    if type(value) is UUID:
+        return ormsgpack.Ext(EXT_UUID, value.bytes)
+    raise _UnsupportedError
+
+
+_FAST_PACK = (
+    ormsgpack.OPT_PASSTHROUGH_UUID | ormsgpack.OPT_PASSTHROUGH_DATETIME | ormsgpack.OPT_NON_STR_KEYS
+)
+
+
+def _packb(value: object) -> bytes:
+    """msgpack bytes of ``value``, identical to :func:`_packb_reference`'s."""
+    try:
+        return ormsgpack.packb(value, default=_fast_default, option=_FAST_PACK)
+    except Exception:  # ormsgpack.MsgpackEncodeError, wrapping _UnsupportedError among others
+        return _packb_reference(value)  # datetimes, huge ints, bad values: its result or error
 
 
 def encode_envelope(
@@ -132,30 +164,105 @@ class _Unpacker:
         raise ValueError(f"unknown extension type {code}")
 
 
+# The fast reader has no option to refuse trailing bytes, so the body is read as the first
+# item of a 2-array whose second item is this extension value, unguessable from outside the
+# process: any byte after the body becomes the second item instead and is seen as garbage.
+_END_CODE = 127
+_END_DATA = os.urandom(16)
+_END = b"\xc7\x10\x7f" + _END_DATA
+_END_MARK = object()
+
+
+def _fast_ext_hook(code: int, data: bytes) -> object:
+    if code == EXT_UUID and len(data) == 16:
+        return data  # pydantic makes the UUID from its 16 bytes in Rust
+    if code == _END_CODE and data == _END_DATA:
+        return _END_MARK
+    raise _UnsupportedError
+
+
+def _fast_body(raw: bytes, limits: DecodeLimits) -> Any:
+    """The body unpacked by ormsgpack with UUIDs left as 16 bytes; None when the reference
+    path must decide (long documents, datetimes, unknown extensions, any error)."""
+    if len(raw) > _smallest_part_limit(limits):
+        return None
+    try:
+        body, end = ormsgpack.unpackb(
+            b"\x92" + raw[len(MAGIC) :] + _END,
+            ext_hook=_fast_ext_hook,
+            option=ormsgpack.OPT_NON_STR_KEYS,
+        )
+    except Exception:  # unpack errors, _UnsupportedError from the hook
+        return None
+    return body if end is _END_MARK else None
+
+
+_TEXT = {str}
+
+
+def current_payload(
+    data: bytes, schema: str, version: Version, limits: DecodeLimits = DEFAULT_LIMITS
+) -> dict[str, Any] | None:
+    """The payload (UUIDs as their 16 bytes) when ``data`` is a well-formed document of
+    exactly ``schema`` at ``version`` that the fast reader handles; None otherwise, and the
+    caller takes the general path (which also gives the error of a corrupt document)."""
+    if type(data) is not bytes or len(data) > limits.max_document_bytes:
+        return None  # the general path refuses documents over the limit
+    if not data.startswith(MAGIC):
+        return None
+    body = _fast_body(data, limits)
+    if type(body) is not list or len(body) != 4:
+        return None
+    name, major, minor, payload = body
+    if (
+        name != schema
+        or (major, minor) != version
+        or type(major) is not int  # True == 1: bools are not versions
+        or type(minor) is not int
+        or type(payload) is not dict
+        or not {*map(type, payload)} <= _TEXT
+    ):
+        return None
+    return payload
+
+
 def decode_envelope(data: bytes, limits: DecodeLimits = DEFAULT_LIMITS) -> Envelope:
     """Check the marker, unpack within ``limits`` and return the envelope's parts."""
+    return _decode(data, limits, fast=False)
+
+
+def decode_envelope_fast(data: bytes, limits: DecodeLimits = DEFAULT_LIMITS) -> Envelope:
+    """:func:`decode_envelope`, except that UUIDs in the payload are their 16 raw bytes (what
+    the model validates fastest); for payloads that go straight to model validation."""
+    return _decode(data, limits, fast=True)
+
+
+def _decode(data: bytes, limits: DecodeLimits, *, fast: bool) -> Envelope:
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise CorruptDocumentError(f"a document is bytes, not {type(data).__name__}")
     if len(data) > limits.max_document_bytes:
         raise DocumentTooLargeError(
             f"document is {len(data)} bytes, over the {limits.max_document_bytes} limit"
         )
-    raw = bytes(data)
+    raw = data if type(data) is bytes else bytes(data)
     if not raw.startswith(MAGIC):
         raise CorruptDocumentError("not a specstore document (format marker missing)")
-    try:
-        body = _Unpacker(limits).unpackb(raw[len(MAGIC) :])
-    except Exception as exc:  # msgpack raises a zoo of types on hostile input
-        raise CorruptDocumentError(
-            f"undecodable document body: {type(exc).__name__}: {exc}"
-        ) from exc
+    body = _fast_body(raw, limits) if fast else None
+    if body is None:
+        try:
+            body = _Unpacker(limits).unpackb(raw[len(MAGIC) :])
+        except Exception as exc:  # msgpack raises a zoo of types on hostile input
+            raise CorruptDocumentError(
+                f"undecodable document body: {type(exc).__name__}: {exc}"
+            ) from exc
     if not (isinstance(body, list) and len(body) == 4):
         raise CorruptDocumentError("document body is not [schema, major, minor, payload]")
     schema, major, minor, payload = body
     if not isinstance(schema, str) or not schema:
         raise CorruptDocumentError("document schema name is not a string")
-    if not all(type(v) is int and 0 <= v < 1 << 16 for v in (major, minor)):
+    if not (type(major) is int and type(minor) is int and min(major, minor) >= 0
+            and max(major, minor) < 1 << 16):
         raise CorruptDocumentError(f"document version {major!r}.{minor!r} is not two integers")
-    if not isinstance(payload, dict) or not all(isinstance(k, str) for k in payload):
+    if not isinstance(payload, dict) or not {*map(type, payload)} <= _TEXT:
         raise CorruptDocumentError("document payload is not a map keyed by field names")
     return Envelope(schema, (major, minor), payload)

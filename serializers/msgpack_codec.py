@@ -11,6 +11,7 @@ from serializers.envelope import (
     DecodeLimits,
     Envelope,
     Version,
+    current_payload,
     decode_envelope,
     encode_envelope,
     format_version,
@@ -87,6 +88,11 @@ class DocumentCodec:
 
     def decode(self, data: bytes) -> RequestSpec:
         """A spec from document bytes; upgrades older versions, keeps newer-minor fields."""
+        payload = current_payload(data, self.schema, self.current_version, self.limits)
+        if payload is not None:
+            return self.validate(payload, self.current_version)
+        # Any other version, bytes the fast reader leaves alone, or corrupt bytes: migration
+        # steps and kept unknown fields see the payload with UUID objects.
         return self.from_envelope(decode_envelope(data, self.limits))
 
     def header(self, data: bytes) -> Envelope:

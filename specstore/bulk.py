@@ -123,8 +123,15 @@ def export_specs(
     stores: Collection[str] | None = None,
     batch: int = 500,
     progress: Progress | None = None,
+    validate: bool = False,
 ) -> ExportSummary:
-    """Stream every spec (of ``stores``, or all) to ``out``; corrupt ones are skipped, counted."""
+    """Stream every spec (of ``stores``, or all) to ``out``; corrupt ones are skipped, counted.
+
+    Documents are checked without building a model (marker, schema, readable version, one
+    whole msgpack value, the instance named by the key: see
+    :func:`specstore.export_format.check_document`) and written verbatim; ``validate=True``
+    also validates every document against the model.
+    """
     summary = ExportSummary()
     for backend, keys, _ in spec_key_batches(store, stores, batch):
         for item, raw in zip(keys, _hgetall_many(backend, keys), strict=True):
@@ -139,9 +146,10 @@ def export_specs(
             try:
                 record = record_from_hash(item.store, item.instance_uuid, raw)
                 if fmt == "jsonl":
-                    data = (to_json_line(record, store.codec) + "\n").encode("utf-8")
+                    line = to_json_line(record, store.codec, validate=validate)
+                    data = (line + "\n").encode("utf-8")
                 else:
-                    data = to_msgpack(record, store.codec)
+                    data = to_msgpack(record, store.codec, validate=validate)
             except DocumentError as exc:
                 summary.skipped += 1
                 _note(summary.problems, f"{item.store} {item.instance_uuid}: {exc}")

@@ -9,6 +9,15 @@ An export record is one stored spec with its metadata. JSON lines (for eyes and 
 msgpack (lossless and compact): a stream of maps with the same keys, where ``doc`` holds the
 stored document bytes unchanged instead of ``document``.
 
+Two ways to write a record. ``validate=True`` decodes the document into a RequestSpec (every
+field checked by the model) and writes it from the model. The default, verbatim, builds no
+model: :func:`check_document` checks the format marker, the schema name, that the version is
+one this code reads, that the bytes are one whole msgpack value with nothing after it and
+that its payload names the record's instance; msgpack records then copy the document bytes,
+and JSON lines transcode the payload (UUID and timestamp extensions to the text pydantic
+writes). A current-version document written by specstore gives the same line either way
+(the tests compare them); documents of another version go through the model.
+
 Parsing a record for import trusts neither its bytes nor its metadata: the document is decoded
 and re-encoded through the codec (so only persisted fields are ever written), the stored
 schema is the one of the re-encoded document, and a record whose ``schema``, ``project_id``
@@ -22,11 +31,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgpack
+import ormsgpack
+from pydantic import TypeAdapter
 
 from serializers import json_codec
-from serializers.envelope import Version, format_version
+from serializers.envelope import EXT_UUID, MAGIC, Version, decode_envelope, format_version
 from serializers.msgpack_codec import DocumentCodec
-from specstore.errors import CorruptDocumentError, InvalidInputError
+from specstore.errors import CorruptDocumentError, IncompatibleSchemaError, InvalidInputError
 from specstore.keys import normalize_uuid, validate_store_name
 from specstore.model import RequestSpec
 
@@ -53,8 +64,87 @@ def record_from_hash(store: str, instance_uuid: str, raw: dict[bytes, bytes]) ->
     doc, rev = raw.get(b"doc"), raw.get(b"rev")
     if doc is None or rev is None or not rev.isdigit():
         raise CorruptDocumentError(f"spec record {instance_uuid} in {store!r} lacks doc or rev")
-    meta = {name: raw.get(name.encode(), b"").decode("utf-8", "replace") for name in META_FIELDS}
-    return ExportRecord(instance_uuid, store, int(rev), doc, **meta)
+    meta = [raw.get(name, b"").decode("utf-8", "replace") for name in _META_KEYS]
+    return ExportRecord(instance_uuid, store, int(rev), doc, *meta)
+
+
+_META_KEYS = tuple(name.encode() for name in META_FIELDS)
+_INSTANCE_KEY = b"\xadinstance_uuid"
+_UUID_EXT = b"\xd8" + bytes([EXT_UUID])
+
+
+def check_document(record: ExportRecord, codec: DocumentCodec) -> Version:
+    """The document's version, after the checks a verbatim export makes (no model is built):
+    format marker, schema name, a version this code reads, one whole msgpack value with no
+    byte after it, and a payload naming the record's instance. DocumentError otherwise."""
+    doc = record.doc
+    header = _header(codec.schema)
+    start = len(header)
+    if doc.startswith(header) and len(doc) > start + 2 + len(_INSTANCE_KEY) + 18:
+        version = (doc[start], doc[start + 1])
+        at = start + 2
+        at += 1 if 0x80 <= doc[at] <= 0x8F else 3 if doc[at] == 0xDE else len(doc)
+        uid = doc[at + len(_INSTANCE_KEY) + 2 : at + len(_INSTANCE_KEY) + 18]
+        if (
+            max(version) < 0x80  # both positive fixints
+            and doc.startswith(_INSTANCE_KEY + _UUID_EXT, at)
+            and uid.hex() == record.instance_uuid.replace("-", "")
+            and _one_value(doc)
+        ):
+            _check_readable(codec, version)
+            return version
+    return _check_slowly(record, codec)  # another layout (or corrupt): decode the envelope
+
+
+def _header(schema: str) -> bytes:
+    header = _HEADERS.get(schema)
+    if header is None:
+        header = _HEADERS[schema] = MAGIC + b"\x94" + ormsgpack.packb(schema)
+    return header
+
+
+_HEADERS: dict[str, bytes] = {}
+
+
+def _one_value(doc: bytes) -> bool:
+    unpacker = msgpack.Unpacker(max_buffer_size=len(doc))
+    unpacker.feed(memoryview(doc)[len(MAGIC) :])
+    try:
+        unpacker.skip()
+    except Exception:  # truncated or malformed
+        return False
+    return bool(unpacker.tell() == len(doc) - len(MAGIC))
+
+
+def _check_readable(codec: DocumentCodec, version: Version) -> None:
+    current = codec.current_version
+    if version in codec.registry.versions(codec.schema) or (
+        version[0] == current[0] and version[1] > current[1]
+    ):
+        return
+    if version[0] > current[0]:
+        raise IncompatibleSchemaError(
+            f"{codec.schema} {format_version(version)} is a newer major version than this code "
+            f"reads ({format_version(current)})"
+        )
+    raise IncompatibleSchemaError(
+        f"{codec.schema} {format_version(version)} is not a released version"
+    )
+
+
+def _check_slowly(record: ExportRecord, codec: DocumentCodec) -> Version:
+    envelope = decode_envelope(record.doc, codec.limits)
+    if envelope.schema != codec.schema:
+        raise IncompatibleSchemaError(
+            f"document holds schema {envelope.schema!r}, expected {codec.schema!r}"
+        )
+    _check_readable(codec, envelope.version)
+    uid = envelope.payload.get("instance_uuid")
+    if str(uid) != record.instance_uuid:
+        raise CorruptDocumentError(
+            f"spec record {record.instance_uuid} holds instance {uid}"
+        )
+    return envelope.version
 
 
 def _decode_own(record: ExportRecord, codec: DocumentCodec) -> RequestSpec:
@@ -67,21 +157,68 @@ def _decode_own(record: ExportRecord, codec: DocumentCodec) -> RequestSpec:
     return spec
 
 
-def to_json_line(record: ExportRecord, codec: DocumentCodec) -> str:
-    """The record as one JSON line (no newline); decodes (so validates) the document."""
-    spec = _decode_own(record, codec)
+def to_json_line(record: ExportRecord, codec: DocumentCodec, *, validate: bool = False) -> str:
+    """The record as one JSON line (no newline).
+
+    ``validate=True`` decodes the document through the model; otherwise the checks of
+    :func:`check_document` are made and a current-version payload is transcoded as is.
+    """
     line = _meta(record)
-    line["document"] = json_codec.to_json_document(spec, codec)
-    return json.dumps(line, sort_keys=True, separators=(",", ":"))
+    if validate or check_document(record, codec) != codec.current_version:
+        spec = _decode_own(record, codec)
+        line["document"] = json_codec.to_json_document(spec, codec)
+        return json.dumps(line, sort_keys=True, separators=(",", ":"))
+    try:
+        payload = ormsgpack.unpackb(
+            memoryview(record.doc)[len(MAGIC) :], ext_hook=_json_ext, option=_NON_STR_KEYS
+        )[3]
+        line["document"] = {
+            "schema": codec.schema,
+            "version": format_version(codec.current_version),
+            "spec": _text_keys(payload),
+        }
+        return json.dumps(line, sort_keys=True, separators=(",", ":"))
+    except Exception:  # a value the transcoder does not know: let the model decide
+        return to_json_line(record, codec, validate=True)
 
 
-def to_msgpack(record: ExportRecord, codec: DocumentCodec) -> bytes:
-    """The record as one msgpack map; the document is validated but kept byte for byte."""
-    _decode_own(record, codec)
+def to_msgpack(record: ExportRecord, codec: DocumentCodec, *, validate: bool = False) -> bytes:
+    """The record as one msgpack map, the document kept byte for byte; checked by
+    :func:`check_document`, or decoded through the model with ``validate=True``."""
+    if validate:
+        _decode_own(record, codec)
+    else:
+        check_document(record, codec)
     item = _meta(record)
     item["doc"] = record.doc
-    packed: bytes = msgpack.packb(item, use_bin_type=True)
-    return packed
+    return ormsgpack.packb(item)
+
+
+_NON_STR_KEYS = ormsgpack.OPT_NON_STR_KEYS
+_DATETIME_JSON: TypeAdapter[Any] = TypeAdapter(Any)
+
+
+def _json_ext(code: int, data: bytes) -> str:
+    """The JSON text of an extension value, as pydantic's JSON mode writes it."""
+    if code == EXT_UUID and len(data) == 16:
+        h = data.hex()
+        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    if code == -1:
+        moment = msgpack.Timestamp.from_bytes(data).to_datetime()
+        return str(_DATETIME_JSON.dump_python(moment, mode="json"))
+    raise CorruptDocumentError(f"unknown extension type {code}")
+
+
+def _text_keys(payload: dict[str, Any]) -> dict[str, Any]:
+    """JSON object keys are text: the model's one integer-keyed map (CPU pinning) gets
+    string keys, as pydantic's JSON mode gives, so that sorting them gives the same order."""
+    topology = payload.get("numa_topology")
+    cells = topology.get("cells") if isinstance(topology, dict) else None
+    for cell in cells if isinstance(cells, list) else ():
+        pinning = cell.get("cpu_pinning") if isinstance(cell, dict) else None
+        if isinstance(pinning, dict):
+            cell["cpu_pinning"] = {str(k): v for k, v in pinning.items()}
+    return payload
 
 
 def _meta(record: ExportRecord) -> dict[str, Any]:

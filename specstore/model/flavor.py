@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from specstore.model.base import NonEmptyStr, NonNegativeInt, PositiveInt, SpecModel, StrMap
+from specstore.model.base import (
+    NonEmptyStr,
+    NonNegativeInt,
+    PositiveInt,
+    SortedDict,
+    SpecModel,
+    StrMap,
+)
 
 
 class Flavor(SpecModel):
@@ -22,5 +29,5 @@ class Flavor(SpecModel):
     vcpu_weight: NonNegativeInt | None = 0
     disabled: bool = False
     is_public: bool = True
-    extra_specs: StrMap = Field(default_factory=dict)
+    extra_specs: StrMap = Field(default_factory=SortedDict)
     description: str | None = None

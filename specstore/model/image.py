@@ -6,7 +6,7 @@ from uuid import UUID
 
 from pydantic import Field
 
-from specstore.model.base import FreeformMap, NonNegativeInt, SpecModel, UtcDatetime
+from specstore.model.base import FreeformMap, NonNegativeInt, SortedDict, SpecModel, UtcDatetime
 
 
 class ImageMeta(SpecModel):
@@ -27,4 +27,4 @@ class ImageMeta(SpecModel):
     min_disk: NonNegativeInt | None = None
     created_at: UtcDatetime | None = None
     updated_at: UtcDatetime | None = None
-    properties: FreeformMap = Field(default_factory=dict)
+    properties: FreeformMap = Field(default_factory=SortedDict)

@@ -44,10 +44,15 @@ def persisted_payload(
     Leaving defaults out keeps documents small; it makes each field's default part of the
     schema, so changing a default is a schema change (a new version with a migration step).
     """
-    exclude: dict[str, Any] = dict.fromkeys(TRANSIENT_FIELDS, True)
-    if spec.instance_group is not None:
-        exclude["instance_group"] = dict.fromkeys(TRANSIENT_GROUP_FIELDS, True)
+    exclude = _EXCLUDE if spec.instance_group is None else _EXCLUDE_WITH_GROUP
     return spec.model_dump(mode=mode, exclude=exclude, exclude_defaults=True)
+
+
+_EXCLUDE: dict[str, Any] = dict.fromkeys(TRANSIENT_FIELDS, True)
+_EXCLUDE_WITH_GROUP: dict[str, Any] = {
+    **_EXCLUDE,
+    "instance_group": dict.fromkeys(TRANSIENT_GROUP_FIELDS, True),
+}
 
 
 def strip_transient(spec: RequestSpec) -> RequestSpec:

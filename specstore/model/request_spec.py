@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 from typing import TYPE_CHECKING, Annotated, Any
 from uuid import UUID
 
-from pydantic import BeforeValidator, Field, PlainSerializer, PrivateAttr, field_validator
+from pydantic import Field, ValidatorFunctionWrapHandler, WrapValidator
 
-from specstore.model.base import PositiveInt, SpecModel
+from specstore.model.base import PositiveInt, SortedDict, SpecModel
 from specstore.model.flavor import Flavor
 from specstore.model.image import ImageMeta
 from specstore.model.instance_group import InstanceGroup
@@ -29,20 +30,19 @@ if TYPE_CHECKING:
     from specstore.context import RequestContext
 
 
-def _hint_values(value: object) -> object:
-    """Nova accepts a bare hint value and stores it as a one-element list; so do we."""
-    if isinstance(value, dict):
-        return {k: v if isinstance(v, list) else [v] for k, v in value.items()}
-    return value
+def _hints(value: object, handler: ValidatorFunctionWrapHandler) -> dict[str, list[str]]:
+    """Nova accepts a bare hint value and stores it as a one-element list; so do we. The
+    validated map is kept key-sorted (one Python call for both)."""
+    if isinstance(value, dict) and not all(type(v) is list for v in value.values()):
+        value = {k: v if isinstance(v, list) else [v] for k, v in value.items()}
+    hints: dict[str, list[str]] = handler(value)
+    return SortedDict(sorted(hints.items()))
 
 
-def _sorted_hints(hints: dict[str, list[str]]) -> dict[str, list[str]]:
-    return dict(sorted(hints.items()))
+SchedulerHints = Annotated[dict[str, list[str]], WrapValidator(_hints)]
 
-
-SchedulerHints = Annotated[
-    dict[str, list[str]], BeforeValidator(_hint_values), PlainSerializer(_sorted_hints)
-]
+NewerMinorFields = tuple[tuple[int, int], dict[Any, Any]]
+_BOOKKEEPING = ("_rev", "_newer_minor_fields")
 
 
 class RequestSpec(SpecModel):
@@ -68,7 +68,7 @@ class RequestSpec(SpecModel):
     retry: SchedulerRetries | None = None
     limits: SchedulerLimits | None = None
     instance_group: InstanceGroup | None = None
-    scheduler_hints: SchedulerHints = Field(default_factory=dict)
+    scheduler_hints: SchedulerHints = Field(default_factory=SortedDict)
     security_groups: list[str] = Field(default_factory=list)
     network_metadata: NetworkMetadata | None = None
     is_bfv: bool = False
@@ -76,23 +76,51 @@ class RequestSpec(SpecModel):
     request_level_params: RequestLevelParams | None = None
     requested_networks: list[RequestedNetwork] = Field(default_factory=list)
 
-    _rev: int | None = PrivateAttr(default=None)
-    _newer_minor_fields: tuple[tuple[int, int], dict[Any, Any]] | None = PrivateAttr(default=None)
+    # Store bookkeeping lives in slots, not in pydantic private attributes: a model with
+    # private attributes runs a Python ``model_post_init`` on every validation. Copies and
+    # pickles carry the slots (``__copy__``, ``__deepcopy__``, ``__getstate__`` below).
+    __slots__ = ("_newer_minor_fields", "_rev")
+    if TYPE_CHECKING:
+        _rev: int | None
+        _newer_minor_fields: NewerMinorFields | None
 
     @property
-    def newer_minor_fields(self) -> tuple[tuple[int, int], dict[Any, Any]] | None:
+    def newer_minor_fields(self) -> NewerMinorFields | None:
         """(version, fields) read from a newer minor schema version that this code does not
         know; the document codec writes them back untouched."""
-        return self._newer_minor_fields
+        value: NewerMinorFields | None = _slot_value(self, "_newer_minor_fields")
+        return value
 
     @newer_minor_fields.setter
-    def newer_minor_fields(self, value: tuple[tuple[int, int], dict[Any, Any]] | None) -> None:
-        self._newer_minor_fields = value
+    def newer_minor_fields(self, value: NewerMinorFields | None) -> None:
+        object.__setattr__(self, "_newer_minor_fields", value)
 
-    @field_validator("scheduler_hints")
-    @classmethod
-    def _hints_in_order(cls, hints: dict[str, list[str]]) -> dict[str, list[str]]:
-        return _sorted_hints(hints)
+    def _bookkeeping(self) -> dict[str, Any]:
+        return {name: _slot_value(self, name) for name in _BOOKKEEPING}
+
+    def _set_bookkeeping(self, values: dict[str, Any]) -> None:
+        for name in _BOOKKEEPING:
+            object.__setattr__(self, name, values.get(name))
+
+    def __copy__(self) -> RequestSpec:
+        clone = super().__copy__()
+        clone._set_bookkeeping(self._bookkeeping())
+        return clone
+
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> RequestSpec:
+        clone = super().__deepcopy__(memo)
+        clone._set_bookkeeping(copy.deepcopy(self._bookkeeping(), memo))
+        return clone
+
+    def __getstate__(self) -> dict[Any, Any]:
+        state = super().__getstate__()
+        state["__specstore_bookkeeping__"] = self._bookkeeping()
+        return state
+
+    def __setstate__(self, state: dict[Any, Any]) -> None:
+        bookkeeping = state.pop("__specstore_bookkeeping__", {})
+        super().__setstate__(state)
+        self._set_bookkeeping(bookkeeping)
 
     def get_scheduler_hint(self, name: str, default: object = None) -> object:
         """A hint's value: the bare value when it holds one element, else the list."""
@@ -107,14 +135,15 @@ class RequestSpec(SpecModel):
             return NotImplemented
         return self.__dict__ == other.__dict__
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None
 
     # -- object-style persistence (the store comes from the context) -------------------------
 
     @property
     def rev(self) -> int | None:
         """Revision of the stored copy this object was last read from or written as."""
-        return self._rev
+        value: int | None = _slot_value(self, "_rev")
+        return value
 
     def create(self, ctx: RequestContext) -> None:
         """Store this new spec in the context's store (the api store when untargeted)."""
@@ -122,11 +151,11 @@ class RequestSpec(SpecModel):
 
     def save(self, ctx: RequestContext) -> None:
         """Write this spec where it lives; compare-and-set when a rev is held."""
-        self._rev = ctx.require_store().save(ctx, self, rev=self._rev)
+        self._rev = ctx.require_store().save(ctx, self, rev=self.rev)
 
     def destroy(self, ctx: RequestContext) -> None:
         """Delete the stored spec; compare-and-set when a rev is held."""
-        ctx.require_store().destroy(ctx, self.instance_uuid, rev=self._rev)
+        ctx.require_store().destroy(ctx, self.instance_uuid, rev=self.rev)
         self._rev = None
 
     @classmethod
@@ -154,3 +183,15 @@ class RequestSpec(SpecModel):
     @property
     def vcpus(self) -> int:
         return self.flavor.vcpus
+
+
+_SLOTS = {name: RequestSpec.__dict__[name] for name in _BOOKKEEPING}
+
+
+def _slot_value(spec: RequestSpec, name: str) -> Any:
+    """A bookkeeping slot's value, None when unset (read through the slot itself: an unset
+    slot would otherwise go through pydantic's slow ``__getattr__``)."""
+    try:
+        return _SLOTS[name].__get__(spec, type(spec))
+    except AttributeError:
+        return None

@@ -13,6 +13,7 @@ from specstore.model.base import (
     IntSet,
     NonNegativeInt,
     PositiveInt,
+    SortedDict,
     SpecModel,
     StrMap,
     StrSet,
@@ -34,7 +35,7 @@ class InstanceNUMACell(SpecModel):
     pagesize: PositiveInt | None = None
     cpu_policy: CPUPolicy | None = None
     cpu_thread_policy: CPUThreadPolicy | None = None
-    cpu_pinning: IntMap = Field(default_factory=dict)
+    cpu_pinning: IntMap = Field(default_factory=SortedDict)
 
 
 class InstanceNUMATopology(SpecModel):
@@ -66,7 +67,7 @@ class RequestGroup(SpecModel):
     """A placement request group (resources and traits to be met by one provider subtree)."""
 
     requester_id: str | None = None
-    resources: CountMap = Field(default_factory=dict)
+    resources: CountMap = Field(default_factory=SortedDict)
     required_traits: StrSet = Field(default_factory=set)
     forbidden_traits: StrSet = Field(default_factory=set)
     aggregates: list[list[str]] = Field(default_factory=list)
