@@ -2,62 +2,74 @@
 
 The **authority** is the location record ``<prefix>:loc:{uuid}`` on the api backend: where the
 spec lives, the highest rev of its lineage, an epoch that moves on with every change of home,
-and the move in progress (id, target, lease). Every create, destroy, promote and import that
-involves a cell on another backend goes through it; saves and reads in that cell stay on the
-cell's backend (one round trip, and they work while the api backend is down).
+and the move in progress (id, source, target, lease). Every create, destroy, move and import
+that involves a cell on another backend goes through it; saves and reads in that cell stay on
+the cell's backend (one round trip, and they work while the api backend is down).
 
-A **move** (promote api -> cell, or a create/import straight into the cell) has three steps:
+A **move** (promote api -> cell, a cross-cell move, or a create/import straight into a cell)
+has these steps:
 
-1. **begin** / **claim** (authority): a new epoch ``E`` and a move id; the lease starts. For a
-   promote the api copy is frozen (readable, writes refused with ``MoveInProgressError``).
-2. **adopt** (cell backend): the cell copy is written together with the cell's location
-   record ``(store=cell, epoch=E)``. From now on the cell accepts writes. A second adopt of
-   the same move keeps what is there; an adopt of an epoch the cell saw aborted, destroyed or
-   superseded is refused (**fencing**: a late or duplicate step never acts on newer state).
-3. **commit** (authority): only the open move with that id may commit; the cell becomes the
-   home and the frozen api copy is deleted.
+1. **begin** / **claim** (authority): a new epoch ``E`` and a move id; the lease starts. A
+   source copy on the api backend is frozen (readable, writes refused: MoveInProgressError).
+   1b. **freeze** (the source's own backend, for a source there): the same, there.
+2. **adopt** (the target's backend): the copy is written with the target's record
+   ``(store, epoch=E, adopted_by=move id)``; from now on the target accepts writes. A second
+   adopt of the same move keeps what is there; an adopt of a move the target saw given up
+   (its fence ``<prefix>:fence:{uuid}`` holds ``E`` or more), destroyed or superseded is
+   refused: a late or duplicate step never acts on newer state. Within one cell backend the
+   adopt is a rename; into a store on the api backend, adopt and commit are one step.
+3. **commit** (authority): only the open move with that id may commit; the target becomes the
+   home and a frozen source on the api backend is deleted.
+   4. **release** (the source's own backend): the frozen source there is deleted; its record
+   remembers where the copy went (writes there get WrongStoreError).
 
-A move is **given up** only through the cell: ``cell_fence`` either finds the move's copy there
-(then the move is finished: commit), finds it destroyed there (the authority buries the
-instance), or records ``E`` as aborted so a late adopt is refused -- and only then is the move
-aborted at the authority. Whatever reaches the cell first, adopt or fence, decides. So a
-move is never rolled back after its cell copy took a write, and never finished after it was
-rolled back. ``resume_moves`` and ``repair`` give up only moves whose lease expired.
+A move is **given up** only through the target: ``cell_fence`` either finds this move's copy
+there (then the move is finished: commit), finds it destroyed there (the authority buries the
+instance), or records ``E`` in the fence so any later adopt of it is refused -- and only then
+is the move aborted at the authority and its source unfrozen. Whatever reaches the target
+first, adopt or fence, decides; a fence that cannot be written leaves the move open. So a move
+is never rolled back after its copy took a write, and never finished after it was rolled back.
+``resume_moves`` and ``repair`` first **seize** a move at the authority, which succeeds only
+once its lease expired (checked there, atomically) and lets no retried request join it.
 
 A **destroy** in a cell on its own backend deletes the copy there (the cell's record keeps the
 last rev and the epoch), then tells the authority, which buries the instance only if its epoch
-is still ``E`` (a late report about an older copy changes nothing). The authority's buried
-record keeps the lineage's rev, so a re-created spec continues above it (no ABA).
+is still ``E`` (a late report about an older copy changes nothing); a move still open to that
+cell loses its frozen source too. The buried record keeps the lineage's rev, so a re-created
+spec continues above it (no ABA).
 
 Crash table (what a crash right after each step leaves, and how it is settled):
 
 ============================  ======================================  ===========================
 after                         left behind                             settled by
 ============================  ======================================  ===========================
-promote: begin                move open, api copy frozen, no cell     lease expires; resume/repair
-                              copy                                    fence the cell (aborted) and
-                                                                      roll back: the api copy is
-                                                                      writable, as saved. Or
-                                                                      promote again: joins the
-                                                                      move and finishes it.
-promote: adopt                move open, cell copy live (it may       resume/repair: fence finds
-                              already have taken saves), api copy     it adopted -> commit. Or
-                              frozen; ``locate`` answers the cell     promote again (finishes;
-                                                                      returns the cell's rev).
-promote: commit               done                                    --
-create/import: claim          move open, nothing in the cell; no      resume/repair: fence,
-                              other store can create the instance     abort (nothing remains)
+move: begin                   move open, source frozen (on the api    lease expires; resume/repair
+                              backend), no copy in the target         seize, fence the target and
+                                                                      roll back: the source is
+                                                                      writable, as saved. Or call
+                                                                      again: joins and finishes.
+move: freeze                  the source on its own backend frozen    the same; the source is
+                              too                                     unfrozen after the abort
+move: adopt                   move open, target copy live (it may     resume/repair: the fence
+                              already have taken saves), source       finds it adopted -> commit
+                              frozen; ``locate`` answers the target   (and release). Or call again
+                                                                      (returns the target's rev).
+move: commit                  done at the authority; a source on its  repair: a copy the authority
+                              own backend still frozen                does not name is dropped,
+                                                                      its record cleared
+create/import: claim          move open, nothing in the cell; no      resume/repair: fence, abort
+                              other store can create the instance     (the epoch is kept)
 create/import: adopt          move open, cell copy live               resume/repair: commit
 destroy: cell step            cell copy gone (cell record buried),    repair: the cell's record
-                              authority still names the cell          shows the destroy of epoch
-                                                                      E -> bury at the authority
-                                                                      (an open move: the api copy
+                              authority still names the cell;         shows the destroy of epoch
+                              ``locate`` says it is gone              E -> bury at the authority
+                                                                      (an open move: its source
                                                                       goes too)
 ============================  ======================================  ===========================
 
-Which operations need the api backend: create, destroy, promote and import in any store;
-``locate`` (it falls back to the cells' own records when the api backend is down). Saves,
-gets and ``get_many`` in a cell on its own backend do not.
+Which operations need the api backend: create, destroy, promote, move_to_cell and import in
+any store; ``locate`` (it falls back to the cells' own records when the api backend is down).
+Saves, gets and ``get_many`` in a cell on its own backend do not.
 """
 
 from __future__ import annotations
