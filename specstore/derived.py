@@ -5,37 +5,34 @@ A resize must re-derive the guest NUMA topology and the flavor's PCI alias reque
 bugs 1805767, 1941005 and 1983753. :func:`derive` does it for the common keys, following the
 precedence of Nova's ``nova.virt.hardware`` and ``nova.pci.request``:
 
-=============================  ==============================  ===============================
-flavor extra spec              image property                  rule
-=============================  ==============================  ===============================
-``hw:numa_nodes``              ``hw_numa_nodes``               either one, not both (error);
-                                                               an integer >= 1
-``hw:numa_cpus.N``             ``hw_numa_cpus.N``              the flavor's list wins when it
-``hw:numa_mem.N``              ``hw_numa_mem.N``               has one; the image may not set
-                                                               it too (error). CPUs and memory
-                                                               are given for every node or for
-                                                               none; CPUs cover 0..vcpus-1
-                                                               once each; memory (MiB) sums to
-                                                               the flavor's ``memory_mb``.
-                                                               Without lists: an even split
-                                                               (vcpus and memory must divide).
-``hw:cpu_policy``              ``hw_cpu_policy``               flavor ``dedicated`` wins;
-                                                               flavor ``shared`` forbids an
-                                                               image ``dedicated``/``mixed``;
-                                                               unset flavor: the image's.
-``hw:cpu_thread_policy``       ``hw_cpu_thread_policy``        flavor ``prefer`` or unset: the
-                                                               image may set it; otherwise
-                                                               the image must agree.
-``hw:mem_page_size``           ``hw_mem_page_size``            the image may refine only a
-                                                               flavor ``large``/``any``; an
-                                                               image value without a flavor
-                                                               value is refused.
-``pci_passthrough:alias``      (none)                          ``name:count,...`` resolved in
-                                                               the caller's alias table; an
-                                                               unknown name is an error.
-``hw:pci_numa_affinity_policy``  ``hw_pci_numa_affinity_policy``  either, or both equal; it
-                                                               overrides the alias's policy.
-=============================  ==============================  ===============================
+===========================  ===========================  ====================================
+flavor extra spec            image property               rule
+===========================  ===========================  ====================================
+hw:numa_nodes                hw_numa_nodes                either one, not both (error); an
+                                                          integer >= 1
+hw:numa_cpus.N               hw_numa_cpus.N               the flavor's lists win; the image
+hw:numa_mem.N                hw_numa_mem.N                may not set them too (error). CPUs
+                                                          and memory are given for every node
+                                                          or for none; CPUs cover 0..vcpus-1
+                                                          once each; memory (MiB) sums to
+                                                          memory_mb. No lists: an even split
+                                                          (must divide)
+hw:cpu_policy                hw_cpu_policy                flavor dedicated wins; flavor shared
+                                                          forbids an image dedicated/mixed;
+                                                          unset flavor: the image's
+hw:cpu_thread_policy         hw_cpu_thread_policy         flavor prefer/unset: the image may
+                                                          set it; otherwise the image must
+                                                          agree (kept only when CPUs are
+                                                          pinned)
+hw:mem_page_size             hw_mem_page_size             the image may refine only a flavor
+                                                          large/any; an image value without a
+                                                          flavor value is refused
+pci_passthrough:alias        (none)                       name:count,... resolved in the
+                                                          caller's alias table; an unknown
+                                                          name is an error
+hw:pci_numa_affinity_policy  hw_pci_numa_affinity_policy  either, or both equal; overrides the
+                                                          alias's numa_policy
+===========================  ===========================  ====================================
 
 A NUMA topology exists when a node count, a page size or a ``dedicated`` CPU policy is asked
 for (one node by default); the cells carry the CPUs (``pcpuset`` when dedicated, ``cpuset``
