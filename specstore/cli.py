@@ -1,4 +1,4 @@
-"""The ``specstore`` command: demo, inspect, export, import, migrate, repair, stats.
+"""The ``specstore`` command: demo, inspect, export, import, migrate, repair, gc, stats.
 
 Exit codes: 0 ok; 1 partial (something was skipped, rejected, missing or corrupt);
 2 usage, configuration or connection error; 130 interrupted (Ctrl-C). Expected failures print
@@ -47,6 +47,7 @@ from rich.table import Table
 
 from serializers import json_codec
 from specstore import bulk, config
+from specstore import gc as gc_ops
 from specstore.connection import redact
 from specstore.context import RequestContext
 from specstore.errors import (
@@ -1043,6 +1044,133 @@ def repair(
         f"checked {report.checked} instances: {report.found} {verb}, {report.skipped} skipped"
     )
     partial = report.skipped or (dry_run and report.found)
+    raise typer.Exit(EXIT_PARTIAL if partial else EXIT_OK)
+
+
+# -- gc -----------------------------------------------------------------------------------------
+
+
+def read_live_file(source: str) -> set[str]:
+    """Instance uuids, one a line (any spelling; blank lines and ``#`` comments skipped), from
+    a file or ``-`` (standard input). A malformed line is a usage error naming it."""
+    if source == "-":
+        if sys.stdin.isatty():
+            note("reading live instance uuids from standard input (end it with Ctrl-D)")
+        lines = sys.stdin.read().splitlines()
+    else:
+        path = Path(source)
+        if not path.is_file():
+            fail(f"cannot read --live-file {source}: no such file")
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            fail(f"cannot read --live-file {source}: {exc}")
+    live: set[str] = set()
+    for number, line in enumerate(lines, 1):
+        text = line.split("#", 1)[0].strip()
+        if not text:
+            continue
+        try:
+            live.add(parse_uuid(text))
+        except InvalidUUIDError:
+            fail(f"--live-file {source}, line {number}: not an instance uuid: {text!r}")
+    return live
+
+
+@app.command()
+def gc(
+    ctx: typer.Context,
+    live_file: Annotated[
+        str | None,
+        typer.Option(
+            "--live-file",
+            metavar="FILE",
+            show_default=False,
+            help="The instances that exist, one uuid a line (- for standard input); api-store "
+            "specs of others are orphans.",
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Report the orphans; remove nothing.")
+    ] = False,
+    min_age: Annotated[
+        float,
+        typer.Option(
+            "--min-age",
+            min=0,
+            metavar="SECONDS",
+            help="Never remove a spec younger than this (a boot in flight).",
+        ),
+    ] = gc_ops.DEFAULT_MIN_AGE_SECONDS,
+    unpromoted_older_than: Annotated[
+        float | None,
+        typer.Option(
+            "--unpromoted-older-than",
+            min=0,
+            metavar="SECONDS",
+            show_default=False,
+            help="Also remove api-store specs older than this, live or not (never promoted).",
+        ),
+    ] = None,
+    batch: BatchOption = 500,
+    quiet: QuietOption = False,
+    redis_url: RedisUrlOption = None,
+    prefix: PrefixOption = None,
+    cell_urls: CellUrlsOption = None,
+    config_file: ConfigOption = None,
+) -> None:
+    """Remove api-store specs whose instance is gone or was never scheduled.
+
+    A spec is removed when its instance is not in --live-file and it is older than --min-age,
+    or (with --unpromoted-older-than) when it is older than that. Removal is compare-and-set:
+    a spec written, promoted or being moved since it was read is skipped. Exit 1 if a spec was
+    skipped or, with --dry-run, if there are orphans.
+    """
+    settings = _settings(ctx, redis_url, prefix, cell_urls, config_file)
+    if live_file is None and unpromoted_older_than is None:
+        fail("give --live-file FILE (the instances that exist), --unpromoted-older-than, or both")
+    live: gc_ops.Live
+    if live_file is None:
+        live = lambda uids: uids  # noqa: E731  (no list: only the time-to-live applies)
+    else:
+        live = read_live_file(live_file)
+        if not live:
+            fail(
+                f"--live-file {live_file} lists no instance: refusing to treat every spec as an "
+                "orphan (use --unpromoted-older-than alone for a time-to-live run)"
+            )
+    with Run(settings, writes=not dry_run) as run:
+        store = run.open()
+        show = show_progress(quiet)
+        total = estimate_specs(store, [API]) if show else None
+        with progress_bar("checking", show, total) as advance:
+            report = gc_ops.collect_orphans(
+                store,
+                live,
+                dry_run=dry_run,
+                min_age_seconds=min_age,
+                unpromoted_older_than=unpromoted_older_than,
+                batch=batch,
+                progress=advance,
+            )
+    verb = "would remove" if dry_run else "removed"
+    for uid in report.orphans:
+        typer.echo(f"{uid}: orphan (instance not live), {verb}")
+    for uid in report.unpromoted:
+        typer.echo(f"{uid}: never promoted within the time-to-live, {verb}")
+    for skipped in report.skipped:
+        note(f"skipped {skipped.instance_uuid}: {skipped.reason}")
+    removed = "would be removed" if dry_run else "removed"
+    if not quiet:
+        typer.echo(
+            f"checked {report.checked} api-store specs: {report.orphan_count} orphans, "
+            f"{report.unpromoted_count} unpromoted, "
+            f"{report.orphan_count + report.unpromoted_count if dry_run else report.removed} "
+            f"{removed}, {report.young} too young, {report.skipped_count} skipped"
+        )
+    partial = report.skipped_count or (
+        dry_run and (report.orphan_count or report.unpromoted_count)
+    )
     raise typer.Exit(EXIT_PARTIAL if partial else EXIT_OK)
 
 

@@ -1,6 +1,7 @@
 """``specstore demo``: the lifecycle of one server's request spec, narrated.
 
-boot -> api store -> schedule -> promote -> resize -> revert -> migrate -> evacuate -> export.
+boot -> api store -> schedule -> promote -> resize -> revert -> migrate -> evacuate ->
+rebuild with a new image -> export.
 """
 
 from __future__ import annotations
@@ -139,9 +140,11 @@ def run_demo(
         f"     hints={request.scheduler_hints}  image properties="
         f"{sorted(request.image.properties) if request.image else []}"
     )
+    cells = request.numa_topology.cells if request.numa_topology else []
     out(
-        f"     NUMA cells={len(request.numa_topology.cells) if request.numa_topology else 0}  "
-        f"ignore_hosts={request.ignore_hosts}  flavor={request.flavor.name}"
+        f"     NUMA cells={len(cells)} pinned CPUs={sorted(c for n in cells for c in n.pcpuset)} "
+        f"(re-derived from {bigger.name})  ignore_hosts={request.ignore_hosts}  "
+        f"flavor={request.flavor.name}"
     )
     out(
         f"   persisted: flavor {plan.persist.flavor.name}, rev {plan.persist.rev} "
@@ -166,10 +169,14 @@ def run_demo(
         f", flavor={plan.request.flavor.name}, rev {plan.persist.rev}"
     )
 
+    _rebuild_with_new_image(store, cell_ctx, uid, out)
+
+    # A cross-cell resize (the spec moves to another cell's backend) goes here, as step 9.
+
     buffer = io.BytesIO()
     summary = export_specs(store, buffer, "jsonl", stores=[cell])
     out(
-        f"8. export of {cell}: {summary.exported} spec(s), {summary.bytes_written} bytes; this one:"
+        f"9. export of {cell}: {summary.exported} spec(s), {summary.bytes_written} bytes; this one:"
     )
     for line in buffer.getvalue().decode().splitlines():
         record = json.loads(line)
@@ -181,9 +188,32 @@ def run_demo(
     if not keep:
         store.destroy(cell_ctx, uid)
         out(
-            f"9. destroyed the demo spec (use --keep to leave it); api store holds "
+            f"10. destroyed the demo spec (use --keep to leave it); api store holds "
             f"{'nothing' if store.locate(uid) is None else store.locate(uid)} for it"
         )
     else:
         hint = kept_hint(str(uid)) if kept_hint else f"kept: specstore inspect {uid}"
-        out(f"9. {hint}")
+        out(f"10. {hint}")
+
+
+def _rebuild_with_new_image(
+    store: SpecStore, cell_ctx: RequestContext, uid: uuid.UUID, out: Printer
+) -> None:
+    """Step 8: the persisted image (and its properties) become the new image's."""
+    new_image = ImageMeta(
+        id=uuid.UUID("7c9e6679-7425-40de-944b-e07fc1f90ae7"),
+        name="debian-13",
+        disk_format="raw",
+        container_format="bare",
+        properties={"hw_disk_bus": "virtio", "os_distro": "debian"},
+    )
+    rebuilt_on = "cmp-5"  # where the evacuation landed
+    plan = move_ops.rebuild(store, cell_ctx, uid, source_host=rebuilt_on, new_image=new_image)
+    dest = plan.request.requested_destination
+    out(
+        f"8. rebuild on {rebuilt_on} with image {new_image.name}: scheduled again="
+        f"{plan.needs_scheduling}, on host {dest.host if dest else None} only; persisted image "
+        f"{plan.persist.image.name if plan.persist.image else None} with properties "
+        f"{plan.persist.image.properties if plan.persist.image else {}}, "
+        f"flavor {plan.persist.flavor.name}, rev {plan.persist.rev}"
+    )

@@ -17,13 +17,21 @@ scheduling: if scheduling fails, undo it with :func:`revert_resize` and the old 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from uuid import UUID
 
 from specstore.context import RequestContext
+from specstore.derived import PciAlias
 from specstore.errors import ConflictError
 from specstore.keys import normalize_uuid
-from specstore.model import Destination, Flavor
-from specstore.moves import MoveOperation, MovePlan, spec_for_move
+from specstore.model import (
+    Destination,
+    Flavor,
+    ImageMeta,
+    InstanceNUMATopology,
+    InstancePCIRequests,
+)
+from specstore.moves import DERIVE, Derive, MoveOperation, MovePlan, spec_for_move
 from specstore.store import SpecStore
 
 
@@ -40,6 +48,10 @@ def prepare_move(
     allow_same_host: bool = False,
     destination: Destination | None = None,
     expected_rev: int | None = None,
+    new_image: ImageMeta | None = None,
+    numa_topology: InstanceNUMATopology | Derive | None = DERIVE,
+    pci_requests: InstancePCIRequests | Derive | None = DERIVE,
+    pci_aliases: Mapping[str, PciAlias] | None = None,
 ) -> MovePlan:
     """Plan ``operation`` for the instance and persist ``plan.persist`` (compare-and-set).
 
@@ -68,6 +80,10 @@ def prepare_move(
         allow_same_host=allow_same_host,
         destination=destination,
         source_cell=ctx.cell,
+        new_image=new_image,
+        numa_topology=numa_topology,
+        pci_requests=pci_requests,
+        pci_aliases=pci_aliases,
     )
     plan.persist._rev = store.save(ctx, plan.persist, rev=stored.rev)
     return plan
@@ -84,8 +100,13 @@ def resize(
     allow_same_host: bool = False,
     destination: Destination | None = None,
     expected_rev: int | None = None,
+    numa_topology: InstanceNUMATopology | Derive | None = DERIVE,
+    pci_requests: InstancePCIRequests | Derive | None = DERIVE,
+    pci_aliases: Mapping[str, PciAlias] | None = None,
 ) -> MovePlan:
-    """Resize to ``new_flavor``; the stored spec holds ``new_flavor`` from now on."""
+    """Resize to ``new_flavor``; the stored spec holds ``new_flavor`` from now on, and the NUMA
+    topology and PCI alias requests it derives (unless given: see
+    :func:`~specstore.moves.spec_for_move`)."""
     return prepare_move(
         store,
         ctx,
@@ -97,6 +118,9 @@ def resize(
         allow_same_host=allow_same_host,
         destination=destination,
         expected_rev=expected_rev,
+        numa_topology=numa_topology,
+        pci_requests=pci_requests,
+        pci_aliases=pci_aliases,
     )
 
 
@@ -157,8 +181,10 @@ def evacuate(
     source_node: str | None = None,
     destination: Destination | None = None,
     expected_rev: int | None = None,
+    new_image: ImageMeta | None = None,
 ) -> MovePlan:
-    """Rebuild elsewhere in the instance's cell; ``source_host`` (down) is excluded."""
+    """Rebuild elsewhere in the instance's cell; ``source_host`` (down) is excluded. With
+    ``new_image`` the stored spec holds that image from now on."""
     return prepare_move(
         store,
         ctx,
@@ -167,6 +193,32 @@ def evacuate(
         source_host=source_host,
         source_node=source_node,
         destination=destination,
+        expected_rev=expected_rev,
+        new_image=new_image,
+    )
+
+
+def rebuild(
+    store: SpecStore,
+    ctx: RequestContext,
+    instance_uuid: UUID | str,
+    *,
+    source_host: str,
+    source_node: str | None = None,
+    new_image: ImageMeta | None = None,
+    expected_rev: int | None = None,
+) -> MovePlan:
+    """Rebuild on ``source_host``; with ``new_image`` the stored spec holds that image from now
+    on and, when it is another image, ``plan.needs_scheduling`` is true: schedule
+    ``plan.request`` (restricted to the source host) before rebuilding."""
+    return prepare_move(
+        store,
+        ctx,
+        instance_uuid,
+        MoveOperation.REBUILD,
+        source_host=source_host,
+        source_node=source_node,
+        new_image=new_image,
         expected_rev=expected_rev,
     )
 
@@ -197,8 +249,13 @@ def revert_resize(
     old_flavor: Flavor,
     *,
     expected_rev: int | None = None,
+    numa_topology: InstanceNUMATopology | Derive | None = DERIVE,
+    pci_requests: InstancePCIRequests | Derive | None = DERIVE,
+    pci_aliases: Mapping[str, PciAlias] | None = None,
 ) -> MovePlan:
-    """Revert a resize (or cold migration): the stored spec gets ``old_flavor`` back."""
+    """Revert a resize (or cold migration): the stored spec gets ``old_flavor`` back, and
+    ``numa_topology``/``pci_requests`` from before the resize when given (else what
+    ``old_flavor`` derives)."""
     return prepare_move(
         store,
         ctx,
@@ -206,6 +263,9 @@ def revert_resize(
         MoveOperation.RESIZE_REVERT,
         old_flavor=old_flavor,
         expected_rev=expected_rev,
+        numa_topology=numa_topology,
+        pci_requests=pci_requests,
+        pci_aliases=pci_aliases,
     )
 
 

@@ -36,20 +36,32 @@ JSON-serializable.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
+from specstore.derived import (
+    PciAlias,
+    derive_numa_topology,
+    derive_pci_alias_requests,
+    merge_pci_requests,
+)
 from specstore.errors import InvalidInputError
 from specstore.model import (
     TRANSIENT_FIELDS,
     TRANSIENT_GROUP_FIELDS,
     Destination,
     Flavor,
+    ImageMeta,
     InstanceGroup,
+    InstanceNUMATopology,
+    InstancePCIRequests,
     RequestSpec,
 )
 from specstore.model.base import SpecModel
+
+_Part = TypeVar("_Part", InstanceNUMATopology, InstancePCIRequests)
 
 
 class MoveOperation(str, Enum):
@@ -62,6 +74,7 @@ class MoveOperation(str, Enum):
     UNSHELVE = "unshelve"
     RESIZE_REVERT = "resize_revert"
     RESIZE_CONFIRM = "resize_confirm"
+    REBUILD = "rebuild"
 
 
 FlavorRule = Literal["keep", "new", "old"]
@@ -70,6 +83,8 @@ SourceRule = Literal["required", "optional", "forbidden"]
 """Whether ``source_host`` must, may, or must not be given."""
 ExcludeRule = Literal["never", "unless_same_host_allowed", "always"]
 """When the source host goes into the request's ``ignore_hosts``."""
+ImageRule = Literal["keep", "may_change"]
+"""Whether the move may give the instance a new image (``new_image``), which is persisted."""
 
 
 @dataclass(frozen=True)
@@ -83,6 +98,9 @@ class MoveRule:
     exclude_source: ExcludeRule
     cross_cell: bool
     """May leave the instance's cell when the destination says ``allow_cross_cell_move``."""
+    image: ImageRule = "keep"
+    same_host_on_new_image: bool = False
+    """Not scheduled, unless the image changes: then scheduled on the source host only."""
 
 
 MOVE_RULES: dict[MoveOperation, MoveRule] = {
@@ -94,14 +112,31 @@ MOVE_RULES: dict[MoveOperation, MoveRule] = {
     ),
     # Nova's LiveMigrationTask starts attempted_hosts = [source] and restricts to the cell.
     MoveOperation.LIVE_MIGRATE: MoveRule(True, "keep", "required", "always", False),
-    # Nova's rebuild_instance(evacuate): ignore_hosts = [instance.host] (the source is down).
-    MoveOperation.EVACUATE: MoveRule(True, "keep", "required", "always", False),
+    # Nova's rebuild_instance(evacuate): ignore_hosts = [instance.host] (the source is down);
+    # an evacuation is a rebuild elsewhere, so it may be given a new image too.
+    MoveOperation.EVACUATE: MoveRule(True, "keep", "required", "always", False, image="may_change"),
     # A shelved-offloaded instance has no host; unshelve is restricted to its cell.
     MoveOperation.UNSHELVE: MoveRule(True, "keep", "forbidden", "never", False),
     # Revert goes back to the source host and confirm stays put: no scheduling.
     MoveOperation.RESIZE_REVERT: MoveRule(False, "old", "optional", "never", False),
     MoveOperation.RESIZE_CONFIRM: MoveRule(False, "keep", "optional", "never", False),
+    # Nova's rebuild on the same host: no scheduling with the same image; with a new one the
+    # scheduler runs again restricted to instance.host/node (the new image's properties must
+    # pass the filters there).
+    MoveOperation.REBUILD: MoveRule(
+        False, "keep", "required", "never", False, image="may_change", same_host_on_new_image=True
+    ),
 }
+
+
+class Derive(Enum):
+    """Marks an argument left to :mod:`specstore.derived` (distinct from an explicit None)."""
+
+    FROM_FLAVOR = "derive"
+
+
+DERIVE = Derive.FROM_FLAVOR
+"""Default of ``numa_topology``/``pci_requests``: derive them from the flavor and image."""
 
 
 @dataclass(frozen=True)
@@ -119,11 +154,16 @@ class MovePlan:
     persist: RequestSpec
     source_host: str | None = None
     source_node: str | None = None
+    image_changed: bool = False
+    """A ``new_image`` with another image id than the stored one was given."""
 
     @property
     def needs_scheduling(self) -> bool:
-        """False for ``RESIZE_REVERT``/``RESIZE_CONFIRM``: their ``request`` is informational."""
-        return MOVE_RULES[self.operation].schedules
+        """False for ``RESIZE_REVERT``/``RESIZE_CONFIRM`` and a ``REBUILD`` keeping its image:
+        their ``request`` is informational. A rebuild with a new image is scheduled, on the
+        source host only (``request.requested_destination``)."""
+        rule = MOVE_RULES[self.operation]
+        return rule.schedules or (rule.same_host_on_new_image and self.image_changed)
 
 
 def spec_for_move(
@@ -137,6 +177,10 @@ def spec_for_move(
     allow_same_host: bool = False,
     destination: Destination | None = None,
     source_cell: str | None = None,
+    new_image: ImageMeta | None = None,
+    numa_topology: InstanceNUMATopology | Derive | None = DERIVE,
+    pci_requests: InstancePCIRequests | Derive | None = DERIVE,
+    pci_aliases: Mapping[str, PciAlias] | None = None,
 ) -> MovePlan:
     """The scheduler request and the spec to persist for ``operation`` on ``spec``.
 
@@ -155,10 +199,20 @@ def spec_for_move(
       (``requested_destination.cell``) unless the destination allows a cross-cell move, which
       only resize and cold migration may (Nova's ``_restrict_request_spec_to_cell``).
 
-    NUMA topology and PCI requests are kept as stored, also by a resize. Nova re-derives them
-    from the new flavor's extra specs (``numa_get_constraints``, flavor PCI aliases); specstore
-    has no such derivation, so flavors whose extra specs change them need the caller to set
-    them on the persisted spec.
+    - ``new_image``: the image a ``REBUILD`` or an ``EVACUATE`` gives the instance; it replaces
+      the persisted image and its properties (Nova bug 2078999: left stale, the spec's image
+      properties drift from the instance's), every other constraint is kept. A rebuild keeping
+      its image id is not scheduled; with another image id it is scheduled on the source
+      host/node only (``requested_destination``), as Nova's rebuild re-runs the scheduler
+      restricted to ``instance.host``. A new image that would change the NUMA constraints
+      the flavor and image derive is refused (Nova's ``ImageNUMATopologyRebuildConflict``).
+    - ``numa_topology``, ``pci_requests``: ``RESIZE`` and ``RESIZE_REVERT`` re-derive them from
+      the flavor they leave on the spec and the stored image (:mod:`specstore.derived`: SR-IOV
+      port requests are kept, flavor alias requests re-derived with the ``pci_aliases`` table)
+      unless the caller passes a value (None included), which wins. A revert given the
+      topology and requests from before the resize (Nova keeps them in the migration context
+      as ``old_numa_topology``/``old_pci_requests``) restores exactly those. Other operations
+      keep them as stored and refuse these arguments.
 
     Raises :class:`~specstore.errors.InvalidInputError` for arguments the operation does not
     accept or that contradict its rules.
@@ -167,12 +221,26 @@ def spec_for_move(
     rule = MOVE_RULES[op]
     _check_flavors(op, rule, spec, new_flavor, old_flavor)
     excluded = _check_source(op, rule, source_host, source_node, allow_same_host)
+    image_changed = _check_image(op, rule, spec, new_image)
+    derives = rule.flavor != "keep"
+    given = {"numa_topology": numa_topology, "pci_requests": pci_requests}
+    for name, value in given.items():
+        if not derives and not isinstance(value, Derive):
+            raise InvalidInputError(f"{op.value} keeps the stored {name}; it takes no {name}")
+    if not derives and pci_aliases is not None:
+        raise InvalidInputError(f"{op.value} derives nothing; it takes no pci_aliases")
+    if rule.same_host_on_new_image and destination is not None:
+        raise InvalidInputError(f"{op.value} stays on the source host; it takes no destination")
 
     persisted = _without_transient(spec)
     if rule.flavor == "new" and new_flavor is not None:
         persisted.flavor = new_flavor.model_copy(deep=True)
     elif rule.flavor == "old" and old_flavor is not None:
         persisted.flavor = old_flavor.model_copy(deep=True)
+    if new_image is not None:
+        persisted.image = new_image.model_copy(deep=True)
+    if derives:
+        _rederive(persisted, numa_topology, pci_requests, pci_aliases)
 
     request = persisted.model_copy(deep=True)
     request._rev = None
@@ -181,10 +249,58 @@ def spec_for_move(
     request.force_nodes = None
     request.num_instances = 1
     request.ignore_hosts = [source_host] if excluded and source_host is not None else None
-    request.requested_destination = _request_destination(
-        op, rule, destination, source_host if excluded else None, source_cell
-    )
-    return MovePlan(op, request, persisted, source_host, source_node)
+    if rule.same_host_on_new_image and image_changed:
+        request.requested_destination = Destination(
+            host=source_host, node=source_node, cell=source_cell
+        )
+    else:
+        request.requested_destination = _request_destination(
+            op, rule, destination, source_host if excluded else None, source_cell
+        )
+    return MovePlan(op, request, persisted, source_host, source_node, image_changed)
+
+
+def _check_image(
+    op: MoveOperation, rule: MoveRule, spec: RequestSpec, new_image: ImageMeta | None
+) -> bool:
+    """Validate ``new_image``; True when it is another image than the stored one."""
+    if new_image is None:
+        return False
+    if rule.image != "may_change":
+        raise InvalidInputError(f"{op.value} takes no new_image (rebuild and evacuate do)")
+    old = spec.image
+    changed = old is None or new_image.id is None or new_image.id != old.id
+    if changed and derive_numa_topology(spec.flavor, new_image) != derive_numa_topology(
+        spec.flavor, old
+    ):
+        raise InvalidInputError(
+            f"{op.value}: the new image changes the NUMA constraints of the instance "
+            "(hw_numa_*, hw_cpu_*, hw_mem_page_size); resize or re-create it instead"
+        )
+    return changed
+
+
+def _rederive(
+    persisted: RequestSpec,
+    numa_topology: InstanceNUMATopology | Derive | None,
+    pci_requests: InstancePCIRequests | Derive | None,
+    pci_aliases: Mapping[str, PciAlias] | None,
+) -> None:
+    """Set the NUMA topology and PCI requests the persisted flavor and image derive, or the
+    caller's values."""
+    if isinstance(numa_topology, Derive):
+        persisted.numa_topology = derive_numa_topology(persisted.flavor, persisted.image)
+    else:
+        persisted.numa_topology = _copy(numa_topology)
+    if isinstance(pci_requests, Derive):
+        alias_requests = derive_pci_alias_requests(persisted.flavor, persisted.image, pci_aliases)
+        persisted.pci_requests = merge_pci_requests(persisted.pci_requests, alias_requests)
+    else:
+        persisted.pci_requests = _copy(pci_requests)
+
+
+def _copy(value: _Part | None) -> _Part | None:
+    return None if value is None else value.model_copy(deep=True)
 
 
 def _operation(operation: MoveOperation | str) -> MoveOperation:

@@ -33,7 +33,10 @@ def test_demo_runs_on_the_embedded_default_with_no_server() -> None:
     assert "cold migrate off cmp-7: request ignore_hosts=['cmp-7']" in out
     assert "persisted ignore_hosts=None" in out
     assert "evacuate from the failed cmp-2: request ignore_hosts=['cmp-2']" in out
-    assert '"rev": 5' in out
+    assert "NUMA cells=1 pinned CPUs=[0, 1, 2, 3] (re-derived from m1.large)" in out
+    assert "rebuild on cmp-5 with image debian-13: scheduled again=True, on host cmp-5 only" in out
+    assert "persisted image debian-13 with properties {'hw_disk_bus': 'virtio'" in out
+    assert '"rev": 6' in out
     assert "destroyed the demo spec" in out
 
 

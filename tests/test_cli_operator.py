@@ -23,7 +23,7 @@ from tests.support.keyspace import set_location
 from tests.support.redis_server import RedisServer, start_server
 
 TABLE = Path(__file__).parent / "fixtures" / "nova" / "request_specs_table.tsv"
-COMMANDS = ["demo", "inspect", "export", "import", "migrate", "repair", "stats"]
+COMMANDS = ["demo", "inspect", "export", "import", "migrate", "repair", "gc", "stats"]
 GLOBAL_OPTIONS = ["--redis-url", "--prefix", "--cell-urls", "--config"]
 ANY_UUID = "0f4d2a8e-43c1-4c43-9cf3-4c5d7a1b2e3f"
 
@@ -33,6 +33,7 @@ def command_args(command: str) -> list[str]:
     return {
         "inspect": ["inspect", ANY_UUID],
         "import": ["import", str(TABLE)],
+        "gc": ["gc", "--unpromoted-older-than", "3600"],
     }.get(command, [command])
 
 

@@ -21,13 +21,14 @@ from specstore import (
     SpecStore,
 )
 from specstore.errors import InvalidInputError
-from specstore.model import Destination, Flavor, strip_transient
+from specstore.model import Destination, Flavor, ImageMeta, strip_transient
 from specstore.move_ops import (
     cold_migrate,
     confirm_resize,
     evacuate,
     live_migrate,
     prepare_move,
+    rebuild,
     resize,
     revert_resize,
     unshelve,
@@ -40,6 +41,12 @@ from tests.support.redis_server import RedisServer
 LARGE = flavor()
 XLARGE = flavor("m1.xlarge", 16384, 8)
 SOURCE = "src-host-9"
+NEW_IMAGE = ImageMeta(
+    id=uuid.UUID("7c9e6679-7425-40de-944b-e07fc1f90ae7"),
+    name="debian-13",
+    disk_format="raw",
+    properties={"hw_disk_bus": "virtio", "os_distro": "debian"},
+)
 
 
 def booted(store: SpecStore, ctx: RequestContext, cell: str | None = "cell1") -> RequestSpec:
@@ -68,6 +75,8 @@ class OpRow:
     persisted_flavor: Flavor
     ignore_hosts: list[str] | None
     destination: Destination | None
+    new_image: ImageMeta | None = None
+    scheduled: bool = True
 
 
 OP_TABLE: dict[str, OpRow] = {
@@ -104,11 +113,24 @@ OP_TABLE: dict[str, OpRow] = {
     ),
     "revert": OpRow(
         lambda s, c, u: revert_resize(s, c, u, LARGE),
-        XLARGE, LARGE, None, None,
+        XLARGE, LARGE, None, None, scheduled=False,
     ),
     "confirm": OpRow(
         confirm_resize,
-        XLARGE, XLARGE, None, None,
+        XLARGE, XLARGE, None, None, scheduled=False,
+    ),
+    "evacuate-new-image": OpRow(
+        lambda s, c, u: evacuate(s, c, u, source_host=SOURCE, new_image=NEW_IMAGE),
+        LARGE, LARGE, [SOURCE], Destination(cell="cell1"), NEW_IMAGE,
+    ),
+    "rebuild-same-image": OpRow(
+        lambda s, c, u: rebuild(s, c, u, source_host=SOURCE),
+        LARGE, LARGE, None, None, scheduled=False,
+    ),
+    "rebuild-new-image": OpRow(
+        lambda s, c, u: rebuild(s, c, u, source_host=SOURCE, source_node="n9",
+                                new_image=NEW_IMAGE),
+        LARGE, LARGE, None, Destination(host=SOURCE, node="n9", cell="cell1"), NEW_IMAGE,
     ),
     "generic-evacuate": OpRow(
         lambda s, c, u: prepare_move(s, c, u, "evacuate", source_host=SOURCE),
@@ -137,7 +159,13 @@ def test_operation_persists_with_cas_and_returns_the_request(
     assert after.spec == plan.persist
     assert after.spec.flavor == row.persisted_flavor
     assert after.spec.force_hosts == [SOURCE]  # forced host of the boot request is kept
-    assert after.spec.model_dump(exclude={"flavor"}) == before.spec.model_dump(exclude={"flavor"})
+    changed = {"flavor", "image"}
+    if row.start != row.persisted_flavor:  # resize and revert re-derive NUMA and PCI
+        changed |= {"numa_topology", "pci_requests"}
+    assert after.spec.model_dump(exclude=changed) == before.spec.model_dump(exclude=changed)
+    assert after.spec.image == (row.new_image or before.spec.image)
+    assert plan.request.image == after.spec.image
+    assert plan.needs_scheduling is row.scheduled
     assert plan.request.flavor == row.persisted_flavor
     assert plan.request.force_hosts is None
     assert plan.request.ignore_hosts == row.ignore_hosts

@@ -16,6 +16,7 @@ from specstore.model import (
     ComputeNodeRef,
     Destination,
     Flavor,
+    ImageMeta,
     InstanceNUMACell,
     InstanceNUMATopology,
     RequestedNetwork,
@@ -41,6 +42,17 @@ GROUP_UID = "008a05a6-c464-7159-c324-c9859b810e76"
 LARGE = flavor()  # m1.large, flavorid "m1.large-id"
 XLARGE = flavor("m1.xlarge", 16384, 8)
 FLAVORS = {"m1.large": LARGE, "m1.xlarge": XLARGE}
+NEW_IMAGE = ImageMeta(
+    id=uuid.UUID("7c9e6679-7425-40de-944b-e07fc1f90ae7"),
+    name="debian-13",
+    disk_format="raw",
+    properties={"hw_disk_bus": "virtio", "os_distro": "debian", "hw_machine_type": "q35"},
+)
+_BOOT_IMAGE = typical_spec(UID).image
+assert _BOOT_IMAGE is not None
+REFRESHED_IMAGE = _BOOT_IMAGE.model_copy(  # the same image id, its current properties
+    update={"properties": {**_BOOT_IMAGE.properties, "hw_disk_bus": "virtio"}}, deep=True
+)
 
 
 def boot_spec(flavor_name: str = "m1.large") -> RequestSpec:
@@ -69,6 +81,7 @@ def checked_fields(spec: RequestSpec) -> dict[str, Any]:
     assert spec.instance_group is not None
     return {
         "flavor": spec.flavor,
+        "image": spec.image,
         "force_hosts": spec.force_hosts,
         "force_nodes": spec.force_nodes,
         "num_instances": spec.num_instances,
@@ -87,6 +100,7 @@ def checked_fields(spec: RequestSpec) -> dict[str, Any]:
 # Every move resets every transient field in the request; these are what is left.
 REQUEST_BASE: dict[str, Any] = {
     "flavor": LARGE,
+    "image": typical_spec(UID).image,
     "force_hosts": None,  # reset_forced_destinations: cleared in the request...
     "force_nodes": None,
     "num_instances": 1,
@@ -116,6 +130,7 @@ class Row:
     persist: dict[str, Any]
     start_flavor: str = "m1.large"
     extra: dict[str, Any] = field(default_factory=dict)
+    scheduled: bool | None = None  # None: the rule table's value
 
 
 SRC = {"source_host": "cmp-1", "source_node": "cmp-1-node"}
@@ -193,6 +208,43 @@ MOVE_TABLE: dict[str, Row] = {
         request={"ignore_hosts": ["cmp-1"], "requested_destination": Destination(host="cmp-8")},
         persist={},
     ),
+    "evacuate-new-image": Row(
+        R.EVACUATE, {"new_image": NEW_IMAGE, "source_cell": "cell1", **SRC},
+        request={"image": NEW_IMAGE, "ignore_hosts": ["cmp-1"],
+                 "requested_destination": Destination(cell="cell1")},
+        persist={"image": NEW_IMAGE},
+    ),
+    "evacuate-same-image-refreshed": Row(  # Nova bug 2078999: drifted properties replaced
+        R.EVACUATE, {"new_image": REFRESHED_IMAGE, **SRC},
+        request={"image": REFRESHED_IMAGE, "ignore_hosts": ["cmp-1"]},
+        persist={"image": REFRESHED_IMAGE},
+    ),
+    "rebuild-same-host-same-image": Row(
+        R.REBUILD, {"source_cell": "cell1", **SRC},
+        request={},
+        persist={},
+        scheduled=False,
+    ),
+    "rebuild-same-image-refreshed": Row(
+        R.REBUILD, {"new_image": REFRESHED_IMAGE, "source_cell": "cell1", **SRC},
+        request={"image": REFRESHED_IMAGE},
+        persist={"image": REFRESHED_IMAGE},
+        scheduled=False,
+    ),
+    "rebuild-new-image": Row(  # scheduled again, on the instance's own host only
+        R.REBUILD, {"new_image": NEW_IMAGE, "source_cell": "cell1", **SRC},
+        request={"image": NEW_IMAGE,
+                 "requested_destination": Destination(host="cmp-1", node="cmp-1-node",
+                                                      cell="cell1")},
+        persist={"image": NEW_IMAGE},
+        scheduled=True,
+    ),
+    "rebuild-new-image-host-only": Row(
+        R.REBUILD, {"new_image": NEW_IMAGE, "source_host": "cmp-1"},
+        request={"image": NEW_IMAGE, "requested_destination": Destination(host="cmp-1")},
+        persist={"image": NEW_IMAGE},
+        scheduled=True,
+    ),
     "unshelve": Row(
         R.UNSHELVE, {},
         request={},
@@ -228,6 +280,8 @@ def test_move_table_request_and_persisted_fields(row: Row) -> None:
     spec = boot_spec(row.start_flavor)
     plan = spec_for_move(spec, row.op, **row.inputs)
     assert plan.operation is row.op
+    scheduled = MOVE_RULES[row.op].schedules if row.scheduled is None else row.scheduled
+    assert plan.needs_scheduling is scheduled
     assert plan.source_host == row.inputs.get("source_host")
     assert plan.source_node == row.inputs.get("source_node")
 
@@ -247,15 +301,19 @@ def test_every_persisted_constraint_is_kept(row: Row) -> None:
     spec = boot_spec(row.start_flavor)
     before = spec.model_dump()
     plan = spec_for_move(spec, row.op, **row.inputs)
-    # the persisted spec is the stripped input, but for the flavor a resize/revert changes
-    stripped = strip_transient(spec).model_dump(exclude={"flavor"})
-    assert plan.persist.model_dump(exclude={"flavor"}) == stripped
+    # the persisted spec is the stripped input, but for what the move changes: the flavor and
+    # what it derives (resize/revert, see test_moves_derived.py), the image (rebuild/evacuate)
+    changed = {"flavor", "image"} if "new_image" in row.inputs else {"flavor"}
+    if MOVE_RULES[row.op].flavor != "keep":
+        changed |= {"numa_topology", "pci_requests"}
+    stripped = strip_transient(spec).model_dump(exclude=changed)
+    assert plan.persist.model_dump(exclude=changed) == stripped
     # the request carries every constraint the instance was booted with
     kept = {
         "instance_uuid", "project_id", "user_id", "availability_zone", "image",
         "numa_topology", "pci_requests", "scheduler_hints", "is_bfv", "security_groups",
         "limits",
-    }
+    } - changed
     assert plan.request.model_dump(include=kept) == spec.model_dump(include=kept)
     assert plan.request.availability_zone == "az1"
     assert plan.request.scheduler_hints["same_host"] == ["6ec9d286-63ca-828d-d5f4-b3b2e4b06ce6"]
@@ -298,6 +356,9 @@ def test_rule_table_covers_every_operation_and_scheduling() -> None:
     assert set(MOVE_RULES) == set(MoveOperation)
     scheduled = {op for op in MoveOperation if MOVE_RULES[op].schedules}
     assert scheduled == {R.RESIZE, R.COLD_MIGRATE, R.LIVE_MIGRATE, R.EVACUATE, R.UNSHELVE}
+    new_image = {op for op in MoveOperation if MOVE_RULES[op].image == "may_change"}
+    assert new_image == {R.REBUILD, R.EVACUATE}
+    assert [op for op in MoveOperation if MOVE_RULES[op].same_host_on_new_image] == [R.REBUILD]
     plan = spec_for_move(boot_spec(), "resize_confirm")
     assert isinstance(plan, MovePlan)
     assert plan.operation is R.RESIZE_CONFIRM
@@ -364,6 +425,43 @@ ERROR_TABLE: dict[str, tuple[MoveOperation | str, dict[str, Any], str]] = {
         "resize_revert is not scheduled; it takes no destination",
     ),
     "unknown-operation": ("teleport", {}, "unknown move operation 'teleport'"),
+    "rebuild-without-source": (R.REBUILD, {}, "rebuild needs source_host"),
+    "rebuild-with-destination": (
+        R.REBUILD, {"new_image": NEW_IMAGE, "destination": Destination(host="cmp-2"), **SRC},
+        "rebuild stays on the source host; it takes no destination",
+    ),
+    "rebuild-same-host-allowed": (
+        R.REBUILD, {"allow_same_host": True, **SRC}, "rebuild cannot allow the same host"
+    ),
+    "migrate-with-image": (
+        R.COLD_MIGRATE, {"new_image": NEW_IMAGE, **SRC},
+        "cold_migrate takes no new_image (rebuild and evacuate do)",
+    ),
+    "resize-with-image": (
+        R.RESIZE, {"new_flavor": XLARGE, "new_image": NEW_IMAGE, **SRC},
+        "resize takes no new_image",
+    ),
+    "rebuild-image-changes-numa": (
+        R.REBUILD, {"new_image": NEW_IMAGE.model_copy(
+            update={"properties": {"hw_numa_nodes": "2"}}), **SRC},
+        "rebuild: the new image changes the NUMA constraints of the instance",
+    ),
+    "evacuate-image-numa-impossible": (
+        R.EVACUATE, {"new_image": NEW_IMAGE.model_copy(
+            update={"properties": {"hw_numa_nodes": "3"}}), **SRC},
+        "3 NUMA nodes do not divide 4 vCPUs and 8192 MiB evenly",
+    ),
+    "migrate-with-numa": (
+        R.COLD_MIGRATE, {"numa_topology": None, **SRC},
+        "cold_migrate keeps the stored numa_topology; it takes no numa_topology",
+    ),
+    "rebuild-with-pci": (
+        R.REBUILD, {"pci_requests": None, **SRC},
+        "rebuild keeps the stored pci_requests; it takes no pci_requests",
+    ),
+    "evacuate-with-aliases": (
+        R.EVACUATE, {"pci_aliases": {}, **SRC}, "evacuate derives nothing; it takes no pci_al",
+    ),
 }
 
 
@@ -391,8 +489,10 @@ def test_scheduler_constraints_of_a_move_request() -> None:
         "hypervisor_type": "qemu",
     }
     spec.numa_topology.cells[0].cpu_pinning = {0: 5}
+    # the caller's NUMA topology and PCI requests win over the derivation from XLARGE
     plan = spec_for_move(
-        spec, R.RESIZE, new_flavor=XLARGE, source_host="cmp-1", source_cell="cell1"
+        spec, R.RESIZE, new_flavor=XLARGE, source_host="cmp-1", source_cell="cell1",
+        numa_topology=spec.numa_topology, pci_requests=spec.pci_requests,
     )
     constraints = scheduler_constraints(plan.request)
     assert json.loads(json.dumps(constraints)) == constraints
