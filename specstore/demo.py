@@ -14,6 +14,7 @@ from collections.abc import Callable
 from specstore import move_ops
 from specstore.bulk import export_specs
 from specstore.context import RequestContext
+from specstore.errors import WrongStoreError
 from specstore.model import (
     Flavor,
     ImageMeta,
@@ -171,12 +172,13 @@ def run_demo(
 
     _rebuild_with_new_image(store, cell_ctx, uid, out)
 
-    # A cross-cell resize (the spec moves to another cell's backend) goes here, as step 9.
+    _cross_cell_resize(store, cell_ctx, uid, "cell2", out)
 
     buffer = io.BytesIO()
     summary = export_specs(store, buffer, "jsonl", stores=[cell])
     out(
-        f"9. export of {cell}: {summary.exported} spec(s), {summary.bytes_written} bytes; this one:"
+        f"10. export of {cell}: {summary.exported} spec(s), {summary.bytes_written} bytes; "
+        "this one:"
     )
     for line in buffer.getvalue().decode().splitlines():
         record = json.loads(line)
@@ -188,12 +190,33 @@ def run_demo(
     if not keep:
         store.destroy(cell_ctx, uid)
         out(
-            f"10. destroyed the demo spec (use --keep to leave it); api store holds "
+            f"11. destroyed the demo spec (use --keep to leave it); api store holds "
             f"{'nothing' if store.locate(uid) is None else store.locate(uid)} for it"
         )
     else:
         hint = kept_hint(str(uid)) if kept_hint else f"kept: specstore inspect {uid}"
-        out(f"10. {hint}")
+        out(f"11. {hint}")
+
+
+def _cross_cell_resize(
+    store: SpecStore, cell_ctx: RequestContext, uid: uuid.UUID, other: str, out: Printer
+) -> None:
+    """Step 9: the spec moves with its instance to another cell, and back on revert."""
+    source = cell_ctx.store_name
+    moved = store.move_to_cell(cell_ctx, uid, other)
+    out(
+        f"9. cross-cell resize: the scheduler picks a host in {other}; the spec moves with the "
+        f"instance (moved={moved.moved}, rev {moved.rev}); it lives in {store.locate(uid)!r}"
+    )
+    try:
+        store.save(cell_ctx, store.get(cell_ctx.target_cell(other), uid).spec)
+    except WrongStoreError as exc:
+        out(f"   a write through {source} is refused: WrongStoreError (lives in {exc.actual!r})")
+    back = store.move_to_cell(cell_ctx.target_cell(other), uid, source)
+    out(
+        f"   revert: the spec moves back (moved={back.moved}); it lives in "
+        f"{store.locate(uid)!r}, rev {back.rev}"
+    )
 
 
 def _rebuild_with_new_image(

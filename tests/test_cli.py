@@ -36,6 +36,10 @@ def test_demo_runs_on_the_embedded_default_with_no_server() -> None:
     assert "NUMA cells=1 pinned CPUs=[0, 1, 2, 3] (re-derived from m1.large)" in out
     assert "rebuild on cmp-5 with image debian-13: scheduled again=True, on host cmp-5 only" in out
     assert "persisted image debian-13 with properties {'hw_disk_bus': 'virtio'" in out
+    assert "cross-cell resize: the scheduler picks a host in cell2" in out
+    assert "it lives in 'cell2'" in out
+    assert "a write through cell1 is refused: WrongStoreError (lives in 'cell2')" in out
+    assert "revert: the spec moves back (moved=True); it lives in 'cell1', rev 6" in out
     assert '"rev": 6' in out
     assert "destroyed the demo spec" in out
 
