@@ -236,7 +236,7 @@ def move(route: Route, settings: MoveSettings, now: str) -> MoveOutcome:
             )
             commit(route, open_move, rev, settings)
         if not route.source_here and not route.within:
-            release(route, open_move)
+            release(route, open_move, settings)
     except BackendError as exc:
         # The move is open (begin landed): the call as a whole did write. Calling it again
         # (or resume_moves after the lease) finishes or rolls it back.
@@ -347,18 +347,17 @@ def commit(route: Route, move: OpenMove, rev: int, settings: MoveSettings) -> No
     _notify(settings, "commit", uid)
 
 
-def release(route: Route, move: OpenMove, settings: MoveSettings | None = None) -> None:
+def release(route: Route, move: OpenMove, settings: MoveSettings) -> None:
     """Step 4, for a source on a cell's own backend: the frozen copy there goes."""
     with backend_errors(f"move {route.uid} to {route.cell} (release)", writes=True):
         reply = lua.run_script(
             _source_client(route),
             lua.CELL_RELEASE,
             route.source_keys,
-            [move.move_id, route.cell, settings.buried_seconds if settings else 7 * 24 * 3600],
+            [move.move_id, route.cell, settings.buried_seconds],
         )
     check_reply(reply, route.uid, route.source, None)
-    if settings is not None:
-        _notify(settings, "release", route.uid)
+    _notify(settings, "release", route.uid)
 
 
 def _source_client(route: Route) -> Any:
