@@ -393,7 +393,9 @@ def check_balance(outcomes: Counter[str]) -> None:
     total = sum(outcomes.values())
     refused = sum(outcomes[name] for name in REFUSALS)
     succeeded = total - refused - outcomes["located"] - outcomes["located nowhere"]
-    assert succeeded >= refused, (succeeded, refused)
+    # at least a third of the calls succeed (the old mix, 1,646 to 4,788, fails this; runs
+    # of the current one vary between about 0.8 and 1.1 successes per refusal)
+    assert 2 * succeeded >= refused, (succeeded, refused)
     assert outcomes["read"] >= total // 30, (outcomes["read"], total)
 
 
