@@ -16,7 +16,7 @@ from specstore.keys import Keyspace, normalize_uuid
 from specstore.records import StoredSpec, parse_record
 
 _AUXILIARY = re.compile(r"[a-z_]+:\{[0-9a-f-]{36}\}")
-"""Other per-instance keys (``<prefix>:<kind>:{<uuid>}``, e.g. a tombstone): not audited."""
+"""Other per-instance keys (``<prefix>:<kind>:{<uuid>}``, e.g. a fence): not audited."""
 
 SPEC_FIELDS = {b"doc", b"rev", b"schema", b"project_id", b"user_id", b"created_at", b"updated_at"}
 
@@ -24,7 +24,7 @@ SPEC_FIELDS = {b"doc", b"rev", b"schema", b"project_id", b"user_id", b"created_a
 def audit_keyspace(client: redis.Redis, keys: Keyspace | None = None) -> dict[str, StoredSpec]:
     """Every spec found (uuid -> stored spec); AssertionError naming every problem.
 
-    Problems: a key of unknown shape (other per-instance keys, e.g. a tombstone, are let be), a
+    Problems: a key of unknown shape (other per-instance keys, e.g. a fence, are let be), a
     spec hash missing a field or not decoding, a spec with more than one hash, a hash without a
     location record naming its store, a location record pointing at nothing.
     """

@@ -147,7 +147,7 @@ def lifecycle(url: str, admin: redis.Redis, **options: Any) -> None:
 
 
 def two_backends(url: str, admin: redis.Redis, **options: Any) -> None:
-    """The two-phase move (intent, adopt, release) and the rollback of an interrupted one."""
+    """The two-phase move (begin, adopt, commit) and the rollback of an interrupted one."""
     api = Backend("default", connect(url, **options), Keyspace())
     remote = Backend(REMOTE, connect(url, **options), Keyspace(f"specstore:{REMOTE}"))
     def crash_after_begin(step: str, uid: str) -> None:
