@@ -867,6 +867,7 @@ def _read_record(backend: Backend, uid: str, now_ms: int) -> Record | None:
             move_id=raw.get("move_id"),
             move_to=raw.get("move_to"),
             move_from=raw.get("move_from"),
+            home_epoch=int(raw["home_epoch"]) if raw.get("home_epoch") else None,
             lease_expired=int(raw.get("lease_until", "0")) < now_ms,
         )
     except (KeyError, ValueError):
@@ -890,11 +891,12 @@ def apply_plan(store: SpecStore, obs: Observation, plan: Plan) -> None:
         cell, epoch, rev = plan.finish_destroy
         two_phase.tell_destroyed(store.route(cell, uid), epoch, rev, store.moves)
     authority = obs.authority
-    epoch = authority.epoch if authority is not None else 0
+    # a cell record names the epoch its copy was installed under: the home's, or a new one
+    epoch = authority.installed if authority is not None else 0
     with backend_errors(f"repair {uid}", writes=True):
         if plan.set_authority is not None:
             home, rev = plan.set_authority
-            epoch += 1
+            epoch = (authority.epoch if authority is not None else 0) + 1
             reply = lua.run_script(
                 topology.api.client,
                 lua.LOC_REPAIR,

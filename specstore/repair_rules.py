@@ -38,6 +38,12 @@ class Record:
     move_to: str | None = None
     move_from: str | None = None
     lease_expired: bool = False
+    home_epoch: int | None = None
+    """The epoch the home's copy was installed under (None: the same as ``epoch``)."""
+
+    @property
+    def installed(self) -> int:
+        return self.epoch if self.home_epoch is None else self.home_epoch
 
 
 @dataclass(frozen=True)
@@ -130,9 +136,9 @@ def plan_repair(obs: Observation) -> Plan:
             authority is not None
             and record is not None
             and record.state == "destroyed"
-            and record.epoch == authority.epoch
+            and record.epoch == authority.installed
         ):
-            return Plan(uid, finish_destroy=(home, authority.epoch, record.rev))
+            return Plan(uid, finish_destroy=(home, authority.installed, record.rev))
     if not obs.copies:
         if authority is not None:
             return Plan(uid, set_authority=("", authority.rev))
@@ -150,7 +156,7 @@ def _keep(obs: Observation, keeper: str, *, new_epoch: bool) -> Plan:
     records: dict[str, tuple[str, int]] = {}
     if keeper_backend != obs.api_backend:
         own = obs.cell_records.get(keeper_backend)
-        epoch_ok = authority is not None and own is not None and own.epoch == authority.epoch
+        epoch_ok = authority is not None and own is not None and own.epoch == authority.installed
         if new_epoch or own is None or own.store != keeper or not epoch_ok or own.move_id:
             records[keeper_backend] = (keeper, rev)
     plan = Plan(

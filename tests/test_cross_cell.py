@@ -139,3 +139,38 @@ def test_a_crash_after_any_step_of_a_cross_cell_move_is_settled_by_resume(
     assert homes(store, uid) == [final]
     assert store.save(ctx.target_cell(final), store.get(ctx.target_cell(final), uid).spec) == 2
     assert bulk.repair(store).found == 0
+
+
+@pytest.mark.parametrize("target", ["cell1", "cell4"])
+def test_a_destroy_of_the_source_of_an_open_or_rolled_back_move_reaches_the_authority(
+    servers: list[RedisServer], target: str
+) -> None:
+    """The model-based checker found this: a cross-cell move out of cell2 opened (the epoch
+    moved on) but not yet frozen there; a destroy in cell2 was acknowledged, yet the
+    authority kept naming cell2. The authority matches the report against the epoch the
+    home's copy was installed under, and the open move ends with it."""
+
+    def crash(done: str, _uid: str) -> None:
+        if done == "begin":
+            raise CrashError(done)
+
+    store = make_store(servers, move_lease_seconds=0.001)
+    ctx, uid = in_cell(store, "cell2")
+    crashing = make_store(servers, move_lease_seconds=0.001, on_move_step=crash)
+    with pytest.raises(CrashError):
+        crashing.move_to_cell(ctx.target_cell("cell2"), uid, target)
+    store.destroy(ctx.target_cell("cell2"), uid)  # the source was not frozen yet
+    assert store.locate(uid) is None and homes(store, uid) == []
+    time.sleep(0.01)
+    assert store.resume_moves() == {}  # the destroy ended the move
+    assert store.create(ctx, typical_spec(uid)) == 2  # the lineage continues
+
+    # and after a move out of cell2 was rolled back (the epoch moved on without a new home)
+    ctx, uid = in_cell(store, "cell2")
+    with pytest.raises(CrashError):
+        crashing.move_to_cell(ctx.target_cell("cell2"), uid, target)
+    time.sleep(0.01)
+    assert store.resume_moves() == {uid: "rolled_back"}
+    store.destroy(ctx.target_cell("cell2"), uid)
+    assert store.locate(uid) is None
+    assert bulk.repair(store).found == 0

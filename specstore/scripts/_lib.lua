@@ -3,7 +3,8 @@
 --   store        the store the spec lives in ('' once destroyed)
 --   rev          the highest rev of the instance's lineage known here (a re-created spec
 --                continues above it, so a rev held from before a destroy never matches)
---   epoch        +1 on every change of home; moves present it as their fence
+--   epoch        +1 on every change of home (and every move opened); moves present it
+--   home_epoch   the epoch the home's copy was installed under (a destroy there reports it)
 --   state        live | destroyed | aborted
 --   move_id, move_to, move_from, lease_until (ms, server time), move_started
 --                only while a move to a cell on another backend runs
@@ -16,7 +17,7 @@
 -- epoch of the move that installed the copy (or of the move that was aborted or destroyed).
 local unpack = unpack or table.unpack
 local LOC_FIELDS = {'store', 'rev', 'epoch', 'state', 'move_id', 'move_to', 'move_from',
-  'lease_until', 'moved_to', 'adopted_by', 'giving_up'}
+  'lease_until', 'moved_to', 'adopted_by', 'giving_up', 'home_epoch'}
 local STATES = {live = true, destroyed = true, aborted = true, creating = true, moved = true}
 
 -- The record as a table (absent: store nil, rev 0, epoch 0), or nil when the key holds
@@ -36,6 +37,7 @@ local function read_loc(key)
   if not STATES[loc.state] or not loc.epoch then return nil end
   loc.rev, loc.epoch = tonumber(loc.rev or '0'), tonumber(loc.epoch)
   if not loc.rev or not loc.epoch then return nil end
+  loc.home_epoch = tonumber(loc.home_epoch or '') or loc.epoch
   if loc.store == '' then loc.store = nil end
   return loc
 end
@@ -75,7 +77,8 @@ end
 local function make_live(key, store, rev, epoch)
   redis.call('HDEL', key, 'move_id', 'move_to', 'move_from', 'lease_until', 'move_started',
     'moved_to', 'adopted_by', 'giving_up')
-  redis.call('HSET', key, 'store', store, 'rev', rev, 'epoch', epoch, 'state', 'live')
+  redis.call('HSET', key, 'store', store, 'rev', rev, 'epoch', epoch, 'state', 'live',
+    'home_epoch', epoch)
   redis.call('PERSIST', key)
 end
 
