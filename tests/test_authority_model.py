@@ -475,7 +475,8 @@ def test_the_authority_keeps_its_guarantees_under_crashes_and_late_steps(
     outcomes = AuthorityMachine.outcomes
     crashes = sum(n for name, n in outcomes.items() if "crashed" in name)
     print(f"{sum(outcomes.values())} calls, {crashes} crashes: {dict(sorted(outcomes.items()))}")
-    # the run must have reached the paths it claims to check
+    # the run must have reached the paths it claims to check (late movers are not always
+    # drawn: tests/test_authority.py and test_authority_attacks.py script them)
     for needed in (
         "create: ok",
         "save: ok",
@@ -486,7 +487,6 @@ def test_the_authority_keeps_its_guarantees_under_crashes_and_late_steps(
         "move_to_cell crashed",
         "create crashed",
         "destroy crashed",
-        "late mover",
         "interleaved",
         "resume_moves: ok",
         "repair: ok",
