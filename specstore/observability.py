@@ -47,6 +47,7 @@ try:
     from opentelemetry.trace import NoOpTracerProvider, ProxyTracerProvider, Status, StatusCode
 
     try:
+        from opentelemetry.metrics import _internal as _meters_module
         from opentelemetry.metrics._internal import _ProxyMeterProvider
 
         _IDLE_METERS: tuple[type, ...] = (NoOpMeterProvider, _ProxyMeterProvider)
@@ -170,6 +171,14 @@ def _active() -> _Telemetry | None:
         return _state.configured
     if not AVAILABLE:
         return None
+    if (
+        not _PROVIDERS_IN_ENVIRONMENT
+        and getattr(_trace, "_TRACER_PROVIDER", _UNKNOWN) is None
+        and getattr(_meters_module, "_METER_PROVIDER", _UNKNOWN) is None
+    ):
+        # The fast path: no global provider was ever set, so the API hands out its no-op
+        # proxies (get_tracer_provider() reads the same global, plus the environment).
+        return None
     tracer_provider = _trace.get_tracer_provider()
     meter_provider = _metrics.get_meter_provider()
     if isinstance(tracer_provider, _IDLE_TRACERS) and isinstance(meter_provider, _IDLE_METERS):
@@ -183,6 +192,13 @@ def _active() -> _Telemetry | None:
         )
         _state.cached = cached
     return cached[2]
+
+
+_UNKNOWN = object()
+_PROVIDERS_IN_ENVIRONMENT = any(
+    name in os.environ for name in ("OTEL_PYTHON_TRACER_PROVIDER", "OTEL_PYTHON_METER_PROVIDER")
+)
+"""Providers named in the environment (read once): the API loads them on first use."""
 
 
 # -- one operation --------------------------------------------------------------------------
