@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -285,3 +287,71 @@ def test_json_log_lines_hold_no_secret() -> None:
     record = logging.LogRecord("specstore", logging.WARNING, __file__, 1, "m %s", ("x",), None)
     line = json.loads(JsonFormatter().format(record))
     assert line["level"] == "warning" and line["logger"] == "specstore" and line["message"] == "m x"
+
+
+def test_without_the_otel_extra_everything_works(tmp_path: Any) -> None:
+    script = tmp_path / "absent.py"
+    script.write_text(
+        "import sys\n"
+        "sys.modules['opentelemetry'] = None  # as if opentelemetry-api were not installed\n"
+        "from specstore import RequestContext, SpecStore, observability\n"
+        "from specstore.samples import typical_spec\n"
+        "assert not observability.AVAILABLE\n"
+        "store = SpecStore.from_url('memory://')\n"
+        "ctx = RequestContext(store=store)\n"
+        "spec = typical_spec()\n"
+        "assert store.create(ctx, spec) == 1\n"
+        "assert store.get(ctx, spec.instance_uuid).rev == 1\n"
+        "store.promote(ctx, spec.instance_uuid, 'cell1')\n"
+        "assert store.resume_moves() == {}\n"
+        "try:\n"
+        "    observability.configure(object())\n"
+        "except RuntimeError as exc:\n"
+        "    assert 'specstore[otel]' in str(exc)\n"
+        "else:\n"
+        "    raise AssertionError('configure without the extra')\n"
+        "print('ok')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
+
+
+def test_export_import_migrate_repair_batches(
+    servers: list[RedisServer], telemetry: tuple[InMemorySpanExporter, InMemoryMetricReader]
+) -> None:
+    import io
+
+    from specstore import bulk
+
+    exporter, reader = telemetry
+    store = make_store(servers, "two")
+    ctx = RequestContext(store=store)
+    specs = [typical_spec() for _ in range(5)]
+    for spec in specs:
+        spec.instance_uuid = uuid.uuid4()
+    store.create_many(ctx, specs)
+    out = io.BytesIO()
+    assert bulk.export_specs(store, out, batch=2).exported == 5
+    for client in (store.topology.api.client, store.topology.cells["cell2"].client):
+        client.flushall()
+    data = out.getvalue()
+    summary = bulk.import_specs(store, lambda: io.BytesIO(data), "jsonl", batch=3)
+    assert summary.created == 5
+    bulk.migrate_documents(store, batch=10)
+    bulk.repair(store, batch=10)
+    store.close()
+    spans = list(exporter.get_finished_spans())
+    (create_many,) = spans_named(spans, "specstore.create_many")
+    assert (create_many.attributes or {})["specstore.batch_size"] == 5
+    exports = spans_named(spans, "specstore.export.batch")
+    assert sum(cast(int, (s.attributes or {})["specstore.batch_size"]) for s in exports) == 5
+    imports = spans_named(spans, "specstore.import.batch")
+    assert [(s.attributes or {})["specstore.batch_size"] for s in imports] == [3, 2]
+    assert spans_named(spans, "specstore.migrate.batch")
+    assert spans_named(spans, "specstore.repair.batch")
+    assert total(reader, "specstore.export.records") == 5
+    assert total(reader, "specstore.import.records") == 5
+    assert_nothing_secret(spans, [], [])
