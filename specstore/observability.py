@@ -27,6 +27,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
+from specstore.context import RequestContext
 from specstore.errors import (
     ConflictError,
     CorruptDocumentError,
@@ -35,6 +36,8 @@ from specstore.errors import (
     SpecNotFoundError,
     WrongStoreError,
 )
+from specstore.keys import API
+from specstore.records import StoredSpec
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
@@ -214,10 +217,9 @@ class Record:
     began_move: bool = False
 
     def set(self, name: str, value: Any) -> None:
+        """An attribute, put on the span when it ends (all at once: cheaper)."""
         if value is not None:
             self.attributes[name] = value
-            if self.span is not None:
-                self.span.set_attribute(name, value)
 
     def server(self, client: Any) -> None:
         """server.address / server.port of a redis-py client (never its password)."""
@@ -276,7 +278,7 @@ def _span(telemetry: _Telemetry, operation: str, attributes: Mapping[str, Any]) 
     with telemetry.tracer.start_as_current_span(
         name, attributes=base, record_exception=False, set_status_on_exception=False
     ) as span:
-        record = Record(telemetry, span if span.is_recording() else None, dict(base))
+        record = Record(telemetry, span if span.is_recording() else None)
         token = _current.set(record)
         error: BaseException | None = None
         try:
@@ -288,9 +290,12 @@ def _span(telemetry: _Telemetry, operation: str, attributes: Mapping[str, Any]) 
             _current.reset(token)
             outcome = outcome_of(error)
             record.set("specstore.outcome", outcome)
-            if error is not None and record.span is not None and outcome == "error":
-                record.span.set_status(Status(StatusCode.ERROR, type(error).__name__))
-                record.span.set_attribute("error.type", type(error).__name__)
+            if error is not None and outcome == "error":
+                record.set("error.type", type(error).__name__)
+                if record.span is not None:
+                    record.span.set_status(Status(StatusCode.ERROR, type(error).__name__))
+            if record.span is not None:
+                record.span.set_attributes(record.attributes)
             if isinstance(error, ConflictError):
                 telemetry.conflicts.add(1, {"specstore.operation": operation})
             if isinstance(error, CorruptDocumentError):
@@ -341,9 +346,6 @@ def operation(
 def _describe_call(
     record: Record, name: str, args: Sequence[Any], kwargs: Mapping[str, Any]
 ) -> None:
-    from specstore.context import RequestContext
-    from specstore.keys import API
-
     store, rest = args[0], list(args[1:])
     target: str | None = None
     if rest and isinstance(rest[0], RequestContext):
@@ -371,7 +373,6 @@ def _describe_call(
 
 
 def _describe_result(record: Record, name: str, result: Any) -> None:
-    from specstore.records import StoredSpec
     from specstore.store import BatchCreate, BatchDestroy, BatchRead, Promotion
 
     telemetry = record.telemetry
