@@ -296,6 +296,8 @@ def _span(telemetry: _Telemetry, operation: str, attributes: Mapping[str, Any]) 
                     record.span.set_status(Status(StatusCode.ERROR, type(error).__name__))
             if record.span is not None:
                 record.span.set_attributes(record.attributes)
+            if error is not None and record.began_move:
+                telemetry.started.add(1)  # begun, not finished: resume/repair settle it
             if isinstance(error, ConflictError):
                 telemetry.conflicts.add(1, {"specstore.operation": operation})
             if isinstance(error, CorruptDocumentError):
@@ -384,8 +386,7 @@ def _describe_result(record: Record, name: str, result: Any) -> None:
         record.set("specstore.rev", result.rev)
         record.set("specstore.moved", result.moved)
         if result.moved:
-            if not record.began_move:  # one script on one backend: begun and done at once
-                telemetry.started.add(1)
+            telemetry.started.add(1)
             telemetry.finished.add(1)
     elif isinstance(result, BatchRead):
         if result.corrupt:
@@ -442,10 +443,6 @@ def move_step(name: str, route: Any) -> Iterator[Record | None]:
         yield None
         return
     parent = current()
-    if name == "begin":
-        telemetry.started.add(1)
-        if parent is not None:
-            parent.began_move = True
     attributes = {"specstore.store": route.cell, "specstore.source": route.source or None}
     with _span(telemetry, f"move.{name}", {k: v for k, v in attributes.items() if v}) as record:
         backend = route.api
@@ -457,6 +454,8 @@ def move_step(name: str, route: Any) -> Iterator[Record | None]:
         record.server(backend.client)
         record.instance(route.uid)
         yield record
+    if name == "begin" and parent is not None:
+        parent.began_move = True  # counted as started when the operation ends moved or failed
 
 
 def _count_settled(telemetry: _Telemetry, outcome: str) -> None:

@@ -266,6 +266,8 @@ def test_a_move_settled_by_resume_is_logged_and_counted(
     (resume,) = spans_named(spans, "specstore.resume_moves")
     assert "specstore.move.settle" in children(spans, resume)
     assert total(reader, "specstore.moves.rolled_back") == 1
+    assert total(reader, "specstore.moves.started") == 1
+    assert total(reader, "specstore.moves.finished") == 0
     assert total(reader, "specstore.moves.pending") == 0
     (warning,) = [r for r in caplog.records if r.name == "specstore"]
     assert warning.levelno == logging.WARNING and "rolled_back" in warning.getMessage()
