@@ -22,7 +22,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
@@ -298,14 +298,24 @@ def _span(telemetry: _Telemetry, operation: str, attributes: Mapping[str, Any]) 
                 record.span.set_attributes(record.attributes)
             if error is not None and record.began_move:
                 telemetry.started.add(1)  # begun, not finished: resume/repair settle it
-            if isinstance(error, ConflictError):
-                telemetry.conflicts.add(1, {"specstore.operation": operation})
-            if isinstance(error, CorruptDocumentError):
-                telemetry.corrupt.add(1, {"specstore.operation": operation})
+            if isinstance(error, ConflictError | CorruptDocumentError) and _first_sight(error):
+                counter = (
+                    telemetry.conflicts if isinstance(error, ConflictError) else telemetry.corrupt
+                )
+                counter.add(1, {"specstore.operation": operation})
             telemetry.duration.record(
                 time.perf_counter() - start,
                 {"specstore.operation": operation, "specstore.outcome": outcome},
             )
+
+
+def _first_sight(error: BaseException) -> bool:
+    """True the first time a span ends with this exception (nested spans count it once)."""
+    if getattr(error, "_specstore_counted", False):
+        return False
+    with suppress(AttributeError):  # an exception type with __slots__: counted again
+        error._specstore_counted = True  # type: ignore[attr-defined]
+    return True
 
 
 def current() -> Record | None:

@@ -357,3 +357,23 @@ def test_export_import_migrate_repair_batches(
     assert total(reader, "specstore.export.records") == 5
     assert total(reader, "specstore.import.records") == 5
     assert_nothing_secret(spans, [], [])
+
+
+def test_corrupt_documents_are_counted_once(
+    servers: list[RedisServer], telemetry: tuple[InMemorySpanExporter, InMemoryMetricReader]
+) -> None:
+    from specstore.errors import CorruptDocumentError
+
+    exporter, reader = telemetry
+    store = make_store(servers, "one")
+    ctx = RequestContext(store=store)
+    uid = str(uuid.uuid4())
+    store.client.set(store.keys.spec_key(API, uid), "not a spec hash")
+    with pytest.raises(CorruptDocumentError):
+        store.get(ctx, uid)
+    assert list(store.get_many(ctx, [uid]).corrupt) == [uid]
+    store.close()
+    (get,) = spans_named(list(exporter.get_finished_spans()), "specstore.get")
+    assert (get.attributes or {})["specstore.outcome"] == "error"
+    assert (get.attributes or {})["error.type"] == "CorruptDocumentError"
+    assert total(reader, "specstore.documents.corrupt") == 2
