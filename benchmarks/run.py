@@ -17,6 +17,8 @@ specstore/baseline, target, met/MISSED):
 5. encode / decode time and bytes per spec vs pydantic JSON and Nova's JSON primitive
 6. save / get latency on a 3-master Redis Cluster (``--cluster``; "not run" otherwise)
 7. save / get latency vs redis-om-python's JsonModel (when redis-om and RedisJSON are there)
+8. save / get latency with an OpenTelemetry provider configured vs none, and with none vs
+   without the otel extra (needs opentelemetry-sdk; "not run" otherwise)
 
 ``--chart PATH`` also draws the latencies and throughputs as a PNG (matplotlib, bench extra).
 """
@@ -37,7 +39,16 @@ from typing import Any
 
 import redis
 
-from benchmarks import batch, chart, codecbench, exportbench, latency, profiling, redisom
+from benchmarks import (
+    batch,
+    chart,
+    codecbench,
+    exportbench,
+    latency,
+    otelbench,
+    profiling,
+    redisom,
+)
 from benchmarks.harness import Row, render_table
 from benchmarks.workload import (
     Counts,
@@ -50,7 +61,7 @@ from benchmarks.workload import (
 )
 from specstore.connection import connect
 
-FIGURES = (1, 2, 3, 4, 5, 6, 7)
+FIGURES = (1, 2, 3, 4, 5, 6, 7, 8)
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -147,6 +158,7 @@ def run(args: argparse.Namespace) -> tuple[list[Row], dict[str, Any], dict[str, 
                 4: lambda: exportbench.figure_4(client, url, prefix, counts),
                 5: lambda: codecbench.figure_5(client, prefix, counts),
                 7: lambda: redisom.figure_7(client, prefix, counts),
+                8: lambda: otelbench.figure_8(client, prefix, counts),
             }
             for number, figure in figures.items():
                 if number in args.figures or (number == 1 and 2 in args.figures):

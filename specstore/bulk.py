@@ -20,7 +20,7 @@ import redis
 
 from serializers.envelope import format_version
 from serializers.nova import from_nova_primitive
-from specstore import lua, two_phase
+from specstore import lua, observability, two_phase
 from specstore.connection import backend_errors, is_wrong_type, read_hashes
 from specstore.errors import (
     BackendError,
@@ -134,32 +134,60 @@ def export_specs(
     """
     summary = ExportSummary()
     for backend, keys, _ in spec_key_batches(store, stores, batch):
-        for item, raw in zip(keys, _hgetall_many(backend, keys), strict=True):
-            if raw is None:
-                summary.skipped += 1
-                _note(summary.problems, f"{item.store} {item.instance_uuid}: {NOT_A_HASH}")
-                continue
-            if not raw:
-                continue  # deleted since the scan saw it
-            if b"moving_to" in raw and store.locate(item.instance_uuid) != item.store:
-                continue  # the frozen source of a move whose cell copy took over
-            try:
-                record = record_from_hash(item.store, item.instance_uuid, raw)
-                if fmt == "jsonl":
-                    line = to_json_line(record, store.codec, validate=validate)
-                    data = (line + "\n").encode("utf-8")
-                else:
-                    data = to_msgpack(record, store.codec, validate=validate)
-            except DocumentError as exc:
-                summary.skipped += 1
-                _note(summary.problems, f"{item.store} {item.instance_uuid}: {exc}")
-                continue
-            out.write(data)
-            summary.exported += 1
-            summary.bytes_written += len(data)
+        with observability.batch("export", len(keys), backend):
+            before, skipped = summary.exported, summary.skipped
+            _export_batch(store, backend, keys, out, fmt, validate, summary)
+            observability.count_records("export", summary.exported - before)
+            observability.count_corrupt("export", summary.skipped - skipped)
         if progress is not None:
             progress(len(keys))
     return summary
+
+
+def _export_batch(
+    store: SpecStore,
+    backend: Backend,
+    keys: list[SpecKey],
+    out: BinaryIO,
+    fmt: ExportFormat,
+    validate: bool,
+    summary: ExportSummary,
+) -> None:
+    for item, raw in zip(keys, _hgetall_many(backend, keys), strict=True):
+        if raw is None:
+            summary.skipped += 1
+            _note(summary.problems, f"{item.store} {item.instance_uuid}: {NOT_A_HASH}")
+            _foreign(item)
+            continue
+        if not raw:
+            continue  # deleted since the scan saw it
+        if b"moving_to" in raw and store.locate(item.instance_uuid) != item.store:
+            continue  # the frozen source of a move whose cell copy took over
+        try:
+            record = record_from_hash(item.store, item.instance_uuid, raw)
+            if fmt == "jsonl":
+                line = to_json_line(record, store.codec, validate=validate)
+                data = (line + "\n").encode("utf-8")
+            else:
+                data = to_msgpack(record, store.codec, validate=validate)
+        except DocumentError as exc:
+            summary.skipped += 1
+            _note(summary.problems, f"{item.store} {item.instance_uuid}: {exc}")
+            continue
+        out.write(data)
+        summary.exported += 1
+        summary.bytes_written += len(data)
+
+
+def _foreign(item: SpecKey) -> None:
+    """A key in specstore's keyspace holding something specstore did not write: skipped."""
+    observability.logger.warning(
+        "skipped %s: %s (store %s, instance %s)",
+        item.key,
+        NOT_A_HASH,
+        item.store,
+        item.instance_uuid,
+    )
 
 
 def _note(problems: list[str], text: str) -> None:
@@ -312,10 +340,31 @@ def import_specs(
             if isinstance(result, ExportRecord):
                 pending.append(result)
                 if len(pending) >= batch:
-                    _restore(store, pending, overwrite, summary, progress)
+                    _restore_batch(store, pending, overwrite, summary, progress)
                     pending = []
-    _restore(store, pending, overwrite, summary, progress)
+    _restore_batch(store, pending, overwrite, summary, progress)
     return summary
+
+
+IMPORT_OUTCOMES = ("created", "replaced", "unchanged", "existing", "failed")
+
+
+def _restore_batch(
+    store: SpecStore,
+    records: list[ExportRecord],
+    overwrite: bool,
+    summary: ImportSummary,
+    progress: Progress | None,
+) -> None:
+    """:func:`_restore` in a span, its records counted by outcome."""
+    if not records:
+        _restore(store, records, overwrite, summary, progress)
+        return
+    with observability.batch("import", len(records)):
+        before = [getattr(summary, name) for name in IMPORT_OUTCOMES]
+        _restore(store, records, overwrite, summary, progress)
+        for name, was in zip(IMPORT_OUTCOMES, before, strict=True):
+            observability.count_records("import", getattr(summary, name) - was, name)
 
 
 def _restore(
@@ -577,7 +626,10 @@ def migrate_documents(
         for backend, item in items:
             by_backend.setdefault(id(backend), (backend, []))[1].append(item)
         for backend, keys in by_backend.values():
-            _migrate_batch(store, backend, keys, summary)
+            with observability.batch("migrate", len(keys), backend):
+                failed = summary.failed
+                _migrate_batch(store, backend, keys, summary)
+                observability.count_corrupt("migrate", summary.failed - failed)
         summary.cursor = None if resume is None else str(resume)
         if progress is not None:
             progress(len(items))
@@ -597,6 +649,7 @@ def _migrate_batch(
         if raw is None:
             summary.failed += 1
             _note(summary.problems, f"{item.store} {item.instance_uuid}: {NOT_A_HASH}")
+            _foreign(item)
             continue
         if not raw:
             continue  # deleted since the scan saw it
@@ -742,45 +795,59 @@ def repair(
     report = RepairReport(dry_run=dry_run)
     seen: set[str] = set()
     for candidates in _repair_candidates(store, batch):
-        counted = 0
-        for uid, extra_stores in candidates.items():
-            if uid in seen:
-                continue
-            # extra_stores is empty for a uid found through its location record: counted
-            # already with its copy, unless it has none
-            first_sighting = bool(extra_stores)
-            try:
-                obs = observe(store, uid, extra_stores)
-            except CorruptDocumentError as exc:
-                seen.add(uid)  # remembered like damage: memory bounded by what is broken
-                report.checked += 1
-                counted += 1
-                report.skipped += 1  # not ours to fix: left as it is
-                _note(report.problems, str(exc))
-                continue
-            if first_sighting or not obs.copies:
-                report.checked += 1
-                counted += 1
-            plan = plan_repair(obs)
-            if plan.healthy:
-                continue
-            seen.add(uid)  # only unhealthy ones are remembered: memory bounded by damage
-            report.found += 1
-            if len(report.plans) < MAX_REPORTED:
-                report.plans.append(plan)
-            if not dry_run:
-                try:
-                    apply_plan(store, obs, plan)
-                except BackendError:
-                    raise
-                except SpecStoreError as exc:  # this instance only: the others go on
-                    report.skipped += 1
-                    _note(report.problems, f"{uid}: not repaired: {exc}")
-                    continue
-                report.repaired += 1
+        with observability.batch("repair", len(candidates)):
+            counted = _repair_batch(store, candidates, seen, report, dry_run)
         if progress is not None and counted:
             progress(counted)
     return report
+
+
+def _repair_batch(
+    store: SpecStore,
+    candidates: dict[str, set[str]],
+    seen: set[str],
+    report: RepairReport,
+    dry_run: bool,
+) -> int:
+    """Check (and fix) one scanned batch; the instances counted."""
+    counted = 0
+    for uid, extra_stores in candidates.items():
+        if uid in seen:
+            continue
+        # extra_stores is empty for a uid found through its location record: counted
+        # already with its copy, unless it has none
+        first_sighting = bool(extra_stores)
+        try:
+            obs = observe(store, uid, extra_stores)
+        except CorruptDocumentError as exc:
+            seen.add(uid)  # remembered like damage: memory bounded by what is broken
+            report.checked += 1
+            counted += 1
+            report.skipped += 1  # not ours to fix: left as it is
+            _note(report.problems, str(exc))
+            observability.logger.warning("repair skipped %s: %s", uid, exc)
+            continue
+        if first_sighting or not obs.copies:
+            report.checked += 1
+            counted += 1
+        plan = plan_repair(obs)
+        if plan.healthy:
+            continue
+        seen.add(uid)  # only unhealthy ones are remembered: memory bounded by damage
+        report.found += 1
+        if len(report.plans) < MAX_REPORTED:
+            report.plans.append(plan)
+        if not dry_run:
+            try:
+                apply_plan(store, obs, plan)
+            except BackendError:
+                raise
+            except SpecStoreError as exc:  # this instance only: the others go on
+                report.skipped += 1
+                _note(report.problems, f"{uid}: not repaired: {exc}")
+                continue
+            report.repaired += 1
+    return counted
 
 
 def _repair_candidates(store: SpecStore, batch: int) -> Iterator[dict[str, set[str]]]:

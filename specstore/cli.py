@@ -9,8 +9,10 @@ needs a Redis URL (``memory://`` must be asked for).
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import io
 import json
+import logging
 import os
 import re
 import shlex
@@ -146,6 +148,83 @@ BatchOption = Annotated[
     typer.Option(min=1, max=10_000, metavar="N", help="Keys read or written per round trip."),
 ]
 
+VerboseOption = Annotated[
+    int,
+    typer.Option(
+        "--verbose",
+        "-v",
+        count=True,
+        show_default=False,
+        help="Log more on stderr: -v info, -vv debug (warnings are always shown).",
+    ),
+]
+
+
+class StatsFormat(str, Enum):
+    table = "table"
+    json = "json"
+    prometheus = "prometheus"
+
+
+class LogFormat(str, Enum):
+    text = "text"
+    json = "json"
+
+
+LogFormatOption = Annotated[
+    LogFormat | None,
+    typer.Option(
+        "--log-format",
+        show_default=False,
+        help="Log lines on stderr as text [default] or json (one object a line).",
+    ),
+]
+
+log = logging.getLogger("specstore.cli")
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line: time, level, logger, message (and the exception, if any)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = {
+            "time": dt.datetime.fromtimestamp(record.created, dt.timezone.utc).isoformat(),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(line, sort_keys=True)
+
+
+_LOG_HANDLER_NAME = "specstore-cli"
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is when a record comes (tests swap it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
+def setup_logging(verbose: int, log_format: LogFormat | None) -> None:
+    """Send the ``specstore`` loggers to stderr: warnings always, -v info, -vv debug."""
+    root = logging.getLogger("specstore")
+    handler = next((h for h in root.handlers if h.get_name() == _LOG_HANDLER_NAME), None)
+    if handler is None:
+        handler = _StderrHandler()
+        handler.set_name(_LOG_HANDLER_NAME)
+        root.addHandler(handler)
+    if log_format == LogFormat.json:
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("specstore: %(levelname)s: %(name)s: %(message)s"))
+    root.setLevel(
+        logging.DEBUG if verbose >= 2 else logging.INFO if verbose == 1 else logging.WARNING
+    )
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -155,6 +234,8 @@ class Settings:
     prefix: str | None = None
     cell_urls: str | None = None
     config_path: Path | None = None
+    verbose: int = 0
+    log_format: LogFormat | None = None
 
     def over(self, base: Settings) -> Settings:
         """These settings, falling back to ``base`` for what is not given here."""
@@ -163,6 +244,8 @@ class Settings:
             self.prefix or base.prefix,
             self.cell_urls if self.cell_urls is not None else base.cell_urls,
             self.config_path or base.config_path,
+            self.verbose + base.verbose,
+            self.log_format or base.log_format,
         )
 
 
@@ -183,6 +266,8 @@ def options(
     prefix: PrefixOption = None,
     cell_urls: CellUrlsOption = None,
     config_file: ConfigOption = None,
+    verbose: VerboseOption = 0,
+    log_format: LogFormatOption = None,
     version: Annotated[
         bool,
         typer.Option(
@@ -191,7 +276,8 @@ def options(
     ] = False,
 ) -> None:
     """Global options may also be given after the subcommand."""
-    ctx.obj = Settings(redis_url, prefix, cell_urls, config_file)
+    ctx.obj = Settings(redis_url, prefix, cell_urls, config_file, verbose, log_format)
+    setup_logging(verbose, log_format)
 
 
 def _settings(
@@ -200,9 +286,13 @@ def _settings(
     prefix: str | None,
     cell_urls: str | None,
     config_file: Path | None,
+    verbose: int = 0,
+    log_format: LogFormat | None = None,
 ) -> Settings:
     base = ctx.obj if isinstance(ctx.obj, Settings) else Settings()
-    return Settings(redis_url, prefix, cell_urls, config_file).over(base)
+    settings = Settings(redis_url, prefix, cell_urls, config_file, verbose, log_format).over(base)
+    setup_logging(settings.verbose, settings.log_format)
+    return settings
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
@@ -276,6 +366,8 @@ class Run:
             if isinstance(cell, dict) and isinstance(cell.get("redis_url"), str):
                 self.urls[name] = cell["redis_url"]
         self.store = SpecStore(Topology.from_config(mapping))
+        for name, url in sorted(self.urls.items()):
+            log.info("store %s on %s", name, redact(url))
         return self.store
 
     @property
@@ -507,12 +599,14 @@ def demo(
     prefix: PrefixOption = None,
     cell_urls: CellUrlsOption = None,
     config_file: ConfigOption = None,
+    verbose: VerboseOption = 0,
+    log_format: LogFormatOption = None,
 ) -> None:
     """Run the lifecycle: boot, api store, schedule, promote, resize/revert/migrate/evacuate
     under the same constraints, export. Runs on the embedded memory:// unless told otherwise."""
     from specstore.demo import run_demo
 
-    settings = _settings(ctx, redis_url, prefix, cell_urls, config_file)
+    settings = _settings(ctx, redis_url, prefix, cell_urls, config_file, verbose, log_format)
     with Run(settings, writes=True, embedded_default=True) as run:
         store = run.open()
 
@@ -555,9 +649,11 @@ def inspect(
     prefix: PrefixOption = None,
     cell_urls: CellUrlsOption = None,
     config_file: ConfigOption = None,
+    verbose: VerboseOption = 0,
+    log_format: LogFormatOption = None,
 ) -> None:
     """Where the spec lives, its key, rev and metadata, then the decoded document (JSON)."""
-    settings = _settings(ctx, redis_url, prefix, cell_urls, config_file)
+    settings = _settings(ctx, redis_url, prefix, cell_urls, config_file, verbose, log_format)
     with Run(settings, writes=False) as run:
         uid = parse_uuid(instance_uuid)
         store = run.open()
@@ -684,11 +780,13 @@ def export(
     prefix: PrefixOption = None,
     cell_urls: CellUrlsOption = None,
     config_file: ConfigOption = None,
+    verbose: VerboseOption = 0,
+    log_format: LogFormatOption = None,
 ) -> None:
     """Stream every spec as JSON lines or msgpack (SCAN + pipelined reads; bounded memory)."""
     if fmt is ExportFormat.msgpack and output == "-" and sys.stdout.isatty():
         fail("refusing to write binary msgpack to a terminal: use -o FILE or redirect stdout")
-    settings = _settings(ctx, redis_url, prefix, cell_urls, config_file)
+    settings = _settings(ctx, redis_url, prefix, cell_urls, config_file, verbose, log_format)
     show = show_progress(quiet, data_on_stdout=output == "-")
     with Run(settings, writes=False) as run:
         store = run.open()
@@ -862,12 +960,14 @@ def import_(
     prefix: PrefixOption = None,
     cell_urls: CellUrlsOption = None,
     config_file: ConfigOption = None,
+    verbose: VerboseOption = 0,
+    log_format: LogFormatOption = None,
 ) -> None:
     """Load an export (or Nova's request_specs table), validating every record first.
 
     Existing specs are kept unless --overwrite; re-running an interrupted import resumes it
     (records already written count as unchanged)."""
-    settings = _settings(ctx, redis_url, prefix, cell_urls, config_file)
+    settings = _settings(ctx, redis_url, prefix, cell_urls, config_file, verbose, log_format)
     with contextlib.ExitStack() as stack:
         shown = source
         if source == "-":
@@ -984,9 +1084,11 @@ def migrate(
     prefix: PrefixOption = None,
     cell_urls: CellUrlsOption = None,
     config_file: ConfigOption = None,
+    verbose: VerboseOption = 0,
+    log_format: LogFormatOption = None,
 ) -> None:
     """Rewrite documents of older schema versions to the current one, in resumable batches."""
-    settings = _settings(ctx, redis_url, prefix, cell_urls, config_file)
+    settings = _settings(ctx, redis_url, prefix, cell_urls, config_file, verbose, log_format)
     with Run(settings, writes=True) as run:
         store = run.open()
         show = show_progress(quiet)
@@ -1020,6 +1122,8 @@ def repair(
     prefix: PrefixOption = None,
     cell_urls: CellUrlsOption = None,
     config_file: ConfigOption = None,
+    verbose: VerboseOption = 0,
+    log_format: LogFormatOption = None,
 ) -> None:
     """Fix specs with more than one home or a disagreeing location record.
 
@@ -1028,7 +1132,7 @@ def repair(
     the api copy) and remove the others. Exit 1 if a key was skipped (it holds something that
     is not a spec) or, with --dry-run, if anything needs repair.
     """
-    settings = _settings(ctx, redis_url, prefix, cell_urls, config_file)
+    settings = _settings(ctx, redis_url, prefix, cell_urls, config_file, verbose, log_format)
     with Run(settings, writes=not dry_run) as run:
         store = run.open()
         show = show_progress(quiet)
@@ -1118,6 +1222,8 @@ def gc(
     prefix: PrefixOption = None,
     cell_urls: CellUrlsOption = None,
     config_file: ConfigOption = None,
+    verbose: VerboseOption = 0,
+    log_format: LogFormatOption = None,
 ) -> None:
     """Remove api-store specs whose instance is gone or was never scheduled.
 
@@ -1126,7 +1232,7 @@ def gc(
     a spec written, promoted or being moved since it was read is skipped. Exit 1 if a spec was
     skipped or, with --dry-run, if there are orphans.
     """
-    settings = _settings(ctx, redis_url, prefix, cell_urls, config_file)
+    settings = _settings(ctx, redis_url, prefix, cell_urls, config_file, verbose, log_format)
     if live_file is None and unpromoted_older_than is None:
         fail("give --live-file FILE (the instances that exist), --unpromoted-older-than, or both")
     live: gc_ops.Live
@@ -1187,13 +1293,24 @@ def stats(
     as_json: Annotated[bool, typer.Option("--json", help="JSON output instead of a table.")] = (
         False
     ),
+    output_format: Annotated[
+        StatsFormat | None,
+        typer.Option(
+            "--format",
+            show_default=False,
+            help="table [default], json (as --json) or prometheus (text exposition format, "
+            "for a textfile collector).",
+        ),
+    ] = None,
     redis_url: RedisUrlOption = None,
     prefix: PrefixOption = None,
     cell_urls: CellUrlsOption = None,
     config_file: ConfigOption = None,
+    verbose: VerboseOption = 0,
+    log_format: LogFormatOption = None,
 ) -> None:
     """Spec counts per store and per schema version, and memory used (sampled)."""
-    settings = _settings(ctx, redis_url, prefix, cell_urls, config_file)
+    settings = _settings(ctx, redis_url, prefix, cell_urls, config_file, verbose, log_format)
     with Run(settings, writes=False) as run:
         store = run.open()
         result = bulk.collect_stats(store, sample=sample)
@@ -1206,7 +1323,10 @@ def stats(
         }
         for name, s in sorted(result.items())
     }
-    if as_json:
+    if output_format == StatsFormat.prometheus:
+        typer.echo(prometheus_text(rows), nl=False)
+        return
+    if as_json or output_format == StatsFormat.json:
         typer.echo(json.dumps(rows, indent=2, sort_keys=True))
         return
     table = Table("store", "specs", "schema versions", "memory (est.)")
@@ -1215,6 +1335,49 @@ def stats(
         memory = "n/a" if row["estimated_bytes"] is None else f"{row['estimated_bytes']:,} B"
         table.add_row(name, str(row["count"]), versions, memory)
     Console(file=cast(IO[str], sys.stdout)).print(table)
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def prometheus_text(rows: dict[str, Any]) -> str:
+    """The stats in Prometheus' text exposition format (gauges, one sample per store)."""
+    families: list[tuple[str, str, list[tuple[str, int]]]] = [
+        (
+            "specstore_specs",
+            "Specs stored, per store.",
+            [(f'store="{_label(n)}"', r["count"]) for n, r in rows.items()],
+        ),
+        (
+            "specstore_specs_by_schema",
+            "Specs stored, per store and schema version.",
+            [
+                (f'store="{_label(n)}",schema="{_label(k)}"', v)
+                for n, r in rows.items()
+                for k, v in sorted(r["schemas"].items())
+            ],
+        ),
+        (
+            "specstore_sampled_keys",
+            "Keys sampled with MEMORY USAGE for the memory estimate, per store.",
+            [(f'store="{_label(n)}"', r["sampled"]) for n, r in rows.items()],
+        ),
+        (
+            "specstore_memory_estimated_bytes",
+            "Memory the specs use, estimated from the sample, per store.",
+            [
+                (f'store="{_label(n)}"', r["estimated_bytes"])
+                for n, r in rows.items()
+                if r["estimated_bytes"] is not None
+            ],
+        ),
+    ]
+    lines: list[str] = []
+    for name, help_text, samples in families:
+        lines += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge"]
+        lines += [f"{name}{{{labels}}} {int(value)}" for labels, value in samples]
+    return "\n".join(lines) + "\n"
 
 
 def build_command() -> Any:

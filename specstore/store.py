@@ -17,7 +17,7 @@ from uuid import UUID
 import redis
 
 from serializers.msgpack_codec import DEFAULT_CODEC, DocumentCodec
-from specstore import lua, two_phase
+from specstore import lua, observability, two_phase
 from specstore.connection import (
     RedisClient,
     backend_errors,
@@ -191,6 +191,7 @@ class SpecStore:
 
     # -- writes ------------------------------------------------------------------------------
 
+    @observability.operation("create")
     def create(self, ctx: RequestContext, spec: RequestSpec) -> int:
         """Store a new spec in the context's store; returns its rev.
 
@@ -215,6 +216,7 @@ class SpecStore:
             reply = lua.run_script(api.client, lua.CREATE, api.keys.home_keys(store, uid), argv)
         return int(check_reply(reply, uid, store, None)[0])
 
+    @observability.operation("create_many")
     def create_many(self, ctx: RequestContext, specs: Sequence[RequestSpec]) -> BatchCreate:
         """Create many specs in the context's store: one pipeline (per step, per node).
 
@@ -287,6 +289,7 @@ class SpecStore:
                 )
         return results
 
+    @observability.operation("save")
     def save(self, ctx: RequestContext, spec: RequestSpec, rev: int | None = None) -> int:
         """Overwrite the stored spec where it lives; returns the new rev.
 
@@ -315,6 +318,7 @@ class SpecStore:
             )
         return int(check_reply(reply, uid, store, rev)[0])
 
+    @observability.operation("promote")
     def promote(self, ctx: RequestContext, instance_uuid: UUID | str, cell: str) -> Promotion:
         """Move a spec from the api store to ``cell`` after scheduling; idempotent.
 
@@ -324,6 +328,7 @@ class SpecStore:
         """
         return self._move(normalize_uuid(instance_uuid), API, validate_cell_name(cell))
 
+    @observability.operation("move_to_cell")
     def move_to_cell(self, ctx: RequestContext, instance_uuid: UUID | str, cell: str) -> Promotion:
         """Move a spec from the cell the context targets to ``cell`` (a cross-cell resize or
         migration, and its revert); idempotent like :meth:`promote`.
@@ -352,6 +357,7 @@ class SpecStore:
         rev, outcome_name = check_reply(reply, uid, source, None)
         return Promotion(uid, cell, int(rev), moved=outcome_name == "moved")
 
+    @observability.operation("resume_moves", after=observability.log_settled)
     def resume_moves(self) -> dict[str, str]:
         """Settle every move to a cell on another backend whose lease expired.
 
@@ -414,6 +420,7 @@ class SpecStore:
                 found[uid] = None
         return found
 
+    @observability.operation("destroy")
     def destroy(
         self, ctx: RequestContext, instance_uuid: UUID | str, rev: int | None = None
     ) -> None:
@@ -428,6 +435,7 @@ class SpecStore:
             reply = lua.run_script(api.client, lua.DESTROY, api.keys.home_keys(store, uid), argv)
         check_reply(reply, uid, store, rev)
 
+    @observability.operation("destroy_bulk")
     def destroy_bulk(
         self, ctx: RequestContext, instance_uuids: Iterable[UUID | str]
     ) -> BatchDestroy:
@@ -528,6 +536,7 @@ class SpecStore:
 
     # -- reads -------------------------------------------------------------------------------
 
+    @observability.operation("get")
     def get(self, ctx: RequestContext, instance_uuid: UUID | str) -> StoredSpec:
         """The spec of ``instance_uuid`` in the context's store, with its rev and metadata."""
         uid, store = normalize_uuid(instance_uuid), ctx.store_name
@@ -544,6 +553,7 @@ class SpecStore:
             raise SpecNotFoundError(uid, store, home=self._home_hint(uid, backend))
         return parse_record(raw, store, uid, self.codec)
 
+    @observability.operation("get_many")
     def get_many(self, ctx: RequestContext, instance_uuids: Sequence[UUID | str]) -> BatchRead:
         """Many specs of the context's store in one pipeline; order kept, misses reported."""
         store = ctx.store_name
@@ -567,6 +577,7 @@ class SpecStore:
                 corrupt[uid] = exc
         return BatchRead(found, missing, corrupt)
 
+    @observability.operation("locate")
     def locate(self, instance_uuid: UUID | str) -> str | None:
         """Which store holds the spec: ``"api"``, a cell name, or None.
 

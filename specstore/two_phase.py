@@ -79,7 +79,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from specstore import lua
+from specstore import lua, observability
 from specstore.connection import backend_errors
 from specstore.errors import (
     BackendError,
@@ -211,7 +211,9 @@ def _notify(settings: MoveSettings, step: str, uid: str) -> None:
 def move(route: Route, settings: MoveSettings, now: str) -> MoveOutcome:
     """Run (or join and finish) the move of ``route.uid`` from its source to ``route.cell``."""
     uid, cell = route.uid, route.cell
-    with backend_errors(f"move {uid} to {cell} (begin)", writes=True):
+    with observability.move_step("begin", route), backend_errors(
+        f"move {uid} to {cell} (begin)", writes=True
+    ):
         reply = lua.run_script(
             route.api.client,
             lua.MOVE_BEGIN,
@@ -244,6 +246,7 @@ def move(route: Route, settings: MoveSettings, now: str) -> MoveOutcome:
     return MoveOutcome(uid, cell, rev, moved=True)
 
 
+@observability.step("freeze")
 def freeze(route: Route, move: OpenMove, settings: MoveSettings) -> dict[str, Any]:
     """Step 1b, for a source on a cell's own backend: freeze it there; its record."""
     uid = route.uid
@@ -264,6 +267,7 @@ def freeze(route: Route, move: OpenMove, settings: MoveSettings) -> dict[str, An
     raise StoreError(f"unexpected reply {reply!r} for {uid}")  # pragma: no cover
 
 
+@observability.step("adopt")
 def adopt(route: Route, move: OpenMove, record: list[Any], settings: MoveSettings) -> int:
     """Step 2; the cell copy's rev. A refusal gives the move up and raises why."""
     uid, cell = route.uid, route.cell
@@ -277,6 +281,7 @@ def adopt(route: Route, move: OpenMove, record: list[Any], settings: MoveSetting
     return _adopted(route, move, reply, settings)
 
 
+@observability.step("adopt")
 def within(route: Route, move: OpenMove, settings: MoveSettings) -> int:
     """Step 2 when source and target share a cell's own backend: one rename there."""
     uid, cell = route.uid, route.cell
@@ -308,6 +313,7 @@ def _adopted(route: Route, move: OpenMove, reply: Any, settings: MoveSettings) -
     raise MoveAbortedError(uid, cell, settled)
 
 
+@observability.step("install")
 def install(route: Route, move: OpenMove, record: list[Any], settings: MoveSettings) -> int:
     """Steps 2 and 3 in one, when the target is on the api backend."""
     uid, cell = route.uid, route.cell
@@ -330,6 +336,7 @@ def install(route: Route, move: OpenMove, record: list[Any], settings: MoveSetti
     raise MoveAbortedError(uid, cell, settled)
 
 
+@observability.step("commit")
 def commit(route: Route, move: OpenMove, rev: int, settings: MoveSettings) -> None:
     """Step 3 at the authority."""
     uid, cell = route.uid, route.cell
@@ -347,6 +354,7 @@ def commit(route: Route, move: OpenMove, rev: int, settings: MoveSettings) -> No
     _notify(settings, "commit", uid)
 
 
+@observability.step("release")
 def release(route: Route, move: OpenMove, settings: MoveSettings) -> None:
     """Step 4, for a source on a cell's own backend: the frozen copy there goes."""
     with backend_errors(f"move {route.uid} to {route.cell} (release)", writes=True):
@@ -380,6 +388,7 @@ def _pairs(items: Sequence[Any]) -> dict[str, Any]:
 # -- giving a move up ---------------------------------------------------------------------------
 
 
+@observability.step("settle")
 def give_up(route: Route, move: OpenMove, settings: MoveSettings) -> str:
     """Settle an open move so that an adopt and a rollback can never both happen:
 
@@ -409,6 +418,7 @@ def give_up(route: Route, move: OpenMove, settings: MoveSettings) -> str:
     return outcome
 
 
+@observability.step("seize")
 def seize(route: Route, move: OpenMove, settings: MoveSettings) -> str:
     """Take over an open move to settle it, only if its lease expired (checked at the
     authority, atomically): "seized", "running" (leave it to its mover) or "settled"."""

@@ -32,6 +32,9 @@ EXPECTED_ROWS = {
     6: ["cluster save latency p50", "cluster save latency p99", "cluster get latency p50",
         "cluster get latency p99"],
     7: ["save latency p50 vs redis-om", "get latency p50 vs redis-om"],
+    8: ["save latency p50, provider configured", "get latency p50, provider configured",
+        "save latency p50, no provider", "get latency p50, no provider",
+        "instrumentation per call, no provider"],
 }
 OPTIONAL = {7}
 """Figures that say "not run" when their packages are missing (redis-om, RedisJSON)."""
