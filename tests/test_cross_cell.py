@@ -174,3 +174,34 @@ def test_a_destroy_of_the_source_of_an_open_or_rolled_back_move_reaches_the_auth
     store.destroy(ctx.target_cell("cell2"), uid)
     assert store.locate(uid) is None
     assert bulk.repair(store).found == 0
+
+
+def test_a_move_within_one_backend_destroyed_before_its_commit_is_settled_as_destroyed(
+    servers: list[RedisServer],
+) -> None:
+    """Found by the model-based checker (seed 1130765136): cell2 -> cell3 (one backend) crashed
+    after the rename; the copy was destroyed in cell3 and that destroy crashed before telling
+    the authority. Settling the move must bury the instance, not roll it back to a cell2 that
+    holds nothing."""
+    store = make_store(servers, move_lease_seconds=0.001)
+    ctx, uid = in_cell(store, "cell2")
+
+    def crash_after(step: str) -> Any:
+        def hook(done: str, _uid: str) -> None:
+            if done == step:
+                raise CrashError(done)
+
+        return hook
+
+    mover = make_store(servers, move_lease_seconds=0.001, on_move_step=crash_after("adopt"))
+    with pytest.raises(CrashError):
+        mover.move_to_cell(ctx.target_cell("cell2"), uid, "cell3")
+    assert store.locate(uid) == "cell3"
+    destroyer = make_store(servers, on_move_step=crash_after("destroy"))
+    with pytest.raises(CrashError):
+        destroyer.destroy(ctx.target_cell("cell3"), uid)
+    assert store.locate(uid) is None
+    time.sleep(0.01)
+    assert store.resume_moves() == {uid: "destroyed"}
+    assert store.locate(uid) is None and homes(store, uid) == []
+    assert store.create(ctx, typical_spec(uid)) == 2
