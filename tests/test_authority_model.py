@@ -263,11 +263,20 @@ class AuthorityMachine(RuleBasedStateMachine):
         client=st.integers(0, CLIENTS - 1),
         uid=st.sampled_from(POOL),
         to_cell=st.sampled_from(CELLS),
-        crash=st.sampled_from((None, "begin", "freeze", "adopt", "commit")),
+        crash=st.sampled_from((None, None, "begin", "freeze", "adopt", "commit")),
     )
     def move_between_cells(self, client: int, uid: str, to_cell: str, crash: str | None) -> None:
-        """A cross-cell resize (or its revert): from the cell the spec lives in to another."""
+        """A cross-cell resize (or its revert): from the cell the spec lives in to another.
+        A spec not yet in a cell is first created and promoted (to a cell other than the
+        target, so that most draws move something)."""
+        self.ensure_live(client, uid)
         home = self.clients[client].locate(uid)
+        if home == API:
+            first = next(cell for cell in CELLS if cell != to_cell)
+            self.call(
+                "promote", lambda: self.clients[client].promote(self.ctx(client, API), uid, first)
+            )
+            home = self.clients[client].locate(uid)
         if home is None or home in (API, to_cell):
             return
         self.crash_at[client] = crash
@@ -452,13 +461,39 @@ def model_servers() -> Iterator[tuple[RedisServer, RedisServer]]:
     cell.discard()
 
 
+NEEDED = (
+    "create: ok",
+    "save: ok",
+    "promote: ok",
+    "destroy: ok",
+    "promote crashed",
+    "move_to_cell: ok",
+    "move_to_cell crashed",
+    "create crashed",
+    "destroy crashed",
+    "interleaved",
+    "resume_moves: ok",
+    "repair: ok",
+    "import: ok",
+)
+"""The paths a run must have reached to count (late movers are not always drawn:
+tests/test_authority.py and test_authority_attacks.py script them)."""
+
+MAX_RUNS = 6
+"""Hypothesis draws some choices seldom for a given seed: a run that missed a path goes on
+with the next seed, up to this many runs (each checks every invariant)."""
+
+
+def unreached(outcomes: Counter[str]) -> list[str]:
+    return [p for p in NEEDED if not any(name.startswith(p) for name in outcomes)]
+
+
 def test_the_authority_keeps_its_guarantees_under_crashes_and_late_steps(
     model_servers: tuple[RedisServer, RedisServer],
 ) -> None:
     run_seed = int(os.environ.get("SPECSTORE_MODEL_SEED") or random.SystemRandom().randrange(2**32))
     examples = int(os.environ.get("SPECSTORE_MODEL_EXAMPLES", "100"))
     steps = int(os.environ.get("SPECSTORE_MODEL_STEPS", "40"))
-    print(f"\nmodel seed {run_seed} (replay: SPECSTORE_MODEL_SEED={run_seed})")
     machine = type("Machine", (AuthorityMachine,), {"servers": model_servers})
     AuthorityMachine.outcomes = Counter()
     config = settings(
@@ -471,26 +506,14 @@ def test_the_authority_keeps_its_guarantees_under_crashes_and_late_steps(
         # in CI a failure is reported at once with its seed (replay locally to shrink it)
         phases=[Phase.explicit, Phase.generate] if os.environ.get("CI") else list(Phase),
     )
-    run_state_machine_as_test(seed(run_seed)(machine), settings=config)  # type: ignore[no-untyped-call, unused-ignore]
+    for run in range(MAX_RUNS):
+        run_seed_now = (run_seed + run) % 2**32
+        print(f"\nmodel seed {run_seed_now} (replay: SPECSTORE_MODEL_SEED={run_seed_now})")
+        run_state_machine_as_test(seed(run_seed_now)(machine), settings=config)  # type: ignore[no-untyped-call, unused-ignore]
+        if not unreached(AuthorityMachine.outcomes):
+            break
     outcomes = AuthorityMachine.outcomes
     crashes = sum(n for name, n in outcomes.items() if "crashed" in name)
     print(f"{sum(outcomes.values())} calls, {crashes} crashes: {dict(sorted(outcomes.items()))}")
-    # the run must have reached the paths it claims to check (late movers are not always
-    # drawn: tests/test_authority.py and test_authority_attacks.py script them)
-    for needed in (
-        "create: ok",
-        "save: ok",
-        "promote: ok",
-        "destroy: ok",
-        "promote crashed",
-        "move_to_cell: ok",
-        "move_to_cell crashed",
-        "create crashed",
-        "destroy crashed",
-        "interleaved",
-        "resume_moves: ok",
-        "repair: ok",
-        "import: ok",
-    ):
-        reached = sum(n for name, n in outcomes.items() if name.startswith(needed))
-        assert reached > 0, f"the run never reached {needed!r}: {dict(outcomes)}"
+    missed = unreached(outcomes)
+    assert not missed, f"{run + 1} runs never reached {missed}: {dict(outcomes)}"
