@@ -16,6 +16,7 @@ from serializers.envelope import (
     encode_envelope,
     format_version,
 )
+from serializers.fast_payload import fast_payload
 from serializers.migrations import MigrationRegistry
 from serializers.schemas import REGISTRY
 from serializers.schemas.request_spec import SCHEMA
@@ -72,7 +73,7 @@ class DocumentCodec:
 
         ``mode="json"`` gives JSON-ready values (unknown fields are passed through as read).
         """
-        payload = persisted_payload(spec, mode)
+        payload = fast_payload(spec) if mode == "python" else persisted_payload(spec, mode)
         if self.write_version != self.current_version:
             return self.write_version, self.registry.downgrade(
                 self.schema, payload, self.write_version

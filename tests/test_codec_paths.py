@@ -171,3 +171,64 @@ def test_default_maps_stay_key_sorted_under_in_place_updates() -> None:
         spec.scheduler_hints["a"] = ["1"]
     assert list(fresh.scheduler_hints) == ["a", "z"]
     assert DEFAULT_CODEC.encode(updated) == DEFAULT_CODEC.encode(built)
+
+
+# -- the generated payload builder ------------------------------------------------------------
+
+
+def _same_payload(spec: RequestSpec) -> None:
+    from serializers.fast_payload import _DUMP
+
+    fast, reference = _DUMP(spec), persisted_payload(spec)
+    assert fast == reference
+    assert list(fast) == list(reference)  # the same key order at every level: the same bytes
+    assert _packb(fast) == _packb(reference)
+
+
+@SETTINGS
+@given(sts.request_specs)
+def test_fast_payload_is_the_pydantic_dump(spec: RequestSpec) -> None:
+    _same_payload(spec)
+
+
+def test_fast_payload_of_the_typical_spec_and_of_its_changes() -> None:
+    spec = typical_spec(UID)
+    _same_payload(spec)
+    assert spec.image is not None and spec.numa_topology is not None
+    spec.image.properties["nested"] = {"z": [1, {"b": None, "a": 2.5}], "a": True}
+    spec.numa_topology.cells[0].cpuset_reserved = {7, 5}
+    spec.numa_topology.cells[0].cpu_pinning = {3: 1, 0: 2}
+    spec.flavor.vcpu_weight = None
+    spec.flavor.rxtx_factor = 2.0
+    spec.image.created_at = dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
+    _same_payload(spec)
+
+
+def test_fast_payload_copies_what_it_gives() -> None:
+    from serializers.fast_payload import fast_payload
+
+    spec = typical_spec(UID)
+    payload = fast_payload(spec)
+    payload["flavor"]["extra_specs"]["zzz"] = "1"
+    payload["scheduler_hints"]["same_host"].append("x")
+    payload["security_groups"].append("x")
+    payload["image"]["properties"]["zzz"] = 1
+    assert spec == typical_spec(UID)
+
+
+def test_fast_payload_leaves_unusual_values_to_pydantic() -> None:
+    from serializers.fast_payload import _DUMP, _UnsupportedError, fast_payload
+    from specstore.model import Flavor
+
+    class Sub(Flavor):
+        pass
+
+    spec = typical_spec(UID)
+    object.__setattr__(spec, "flavor", Sub.model_validate(spec.flavor.model_dump()))
+    with pytest.raises(_UnsupportedError):
+        _DUMP(spec)
+    assert fast_payload(spec) == persisted_payload(spec)
+    broken = RequestSpec.model_construct(instance_uuid=UID)  # type: ignore[call-arg]  # no flavor
+    with pytest.raises(KeyError):
+        _DUMP(broken)
+    assert fast_payload(broken) == persisted_payload(broken)

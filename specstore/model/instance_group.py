@@ -21,6 +21,12 @@ def _known_rules(rules: dict[str, str]) -> dict[str, str]:
     One validator for the whole map (the check and the order), so validating a group costs
     one Python call.
     """
+    if not rules:
+        return SortedDict()
+    if len(rules) == 1:  # the usual case: only the limit, a one-key map is sorted already
+        limit = rules.get("max_server_per_host")
+        if limit is not None and type(limit) is str and _POSITIVE_INT.fullmatch(limit):
+            return SortedDict(rules)
     unknown = rules.keys() - KNOWN_RULES
     if unknown:
         raise ValueError(f"unknown server group rule(s): {', '.join(sorted(unknown))}")

@@ -33,12 +33,13 @@ if TYPE_CHECKING:
 def _hints(value: object, handler: ValidatorFunctionWrapHandler) -> dict[str, list[str]]:
     """Nova accepts a bare hint value and stores it as a one-element list; so do we. The
     validated map is kept key-sorted (one Python call for both)."""
-    if isinstance(value, dict) and not all(type(v) is list for v in value.values()):
+    if isinstance(value, dict) and not _LISTS_ONLY.issuperset(map(type, value.values())):
         value = {k: v if isinstance(v, list) else [v] for k, v in value.items()}
     hints: dict[str, list[str]] = handler(value)
     return SortedDict(sorted(hints.items()))
 
 
+_LISTS_ONLY = frozenset({list})
 SchedulerHints = Annotated[dict[str, list[str]], WrapValidator(_hints)]
 
 NewerMinorFields = tuple[tuple[int, int], dict[Any, Any]]
