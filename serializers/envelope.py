@@ -107,6 +107,26 @@ def _packb(value: object) -> bytes:
         return _packb_reference(value)  # datetimes, huge ints, bad values: its result or error
 
 
+def pack_document(
+    schema: str, version: Version, payload: dict[str, Any], most: int
+) -> bytes | None:
+    """The document bytes by the fast writer alone, or None: when it cannot write the payload
+    the same way (datetimes, huge ints, bad values), or the document is longer than ``most``
+    (:func:`fast_write_limit`: longer ones need the limit checks of :func:`encode_envelope`)."""
+    try:
+        data = MAGIC + ormsgpack.packb(
+            [schema, version[0], version[1], payload], default=_fast_default, option=_FAST_PACK
+        )
+    except Exception:
+        return None
+    return data if len(data) <= most else None
+
+
+def fast_write_limit(limits: DecodeLimits) -> int:
+    """The longest document :func:`pack_document` may give under ``limits``."""
+    return min(limits.max_document_bytes, _smallest_part_limit(limits))
+
+
 def encode_envelope(
     schema: str, version: Version, payload: dict[str, Any], limits: DecodeLimits = DEFAULT_LIMITS
 ) -> bytes:
@@ -165,19 +185,16 @@ class _Unpacker:
 
 
 # The fast reader has no option to refuse trailing bytes, so the body is read as the first
-# item of a 2-array whose second item is this extension value, unguessable from outside the
-# process: any byte after the body becomes the second item instead and is seen as garbage.
-_END_CODE = 127
-_END_DATA = os.urandom(16)
-_END = b"\xc7\x10\x7f" + _END_DATA
-_END_MARK = object()
+# item of a 2-array whose second item is this string, unguessable from outside the process:
+# any byte after the body becomes the second item instead and is seen as garbage. (A string,
+# not an extension value: the reader makes it without a Python call back.)
+_END_TEXT = os.urandom(8).hex()
+_END = b"\xd9\x10" + _END_TEXT.encode()
 
 
 def _fast_ext_hook(code: int, data: bytes) -> object:
     if code == EXT_UUID and len(data) == 16:
         return data  # pydantic makes the UUID from its 16 bytes in Rust
-    if code == _END_CODE and data == _END_DATA:
-        return _END_MARK
     raise _UnsupportedError
 
 
@@ -194,7 +211,7 @@ def _fast_body(raw: bytes, limits: DecodeLimits) -> Any:
         )
     except Exception:  # unpack errors, _UnsupportedError from the hook
         return None
-    return body if end is _END_MARK else None
+    return body if type(end) is str and end == _END_TEXT else None
 
 
 _TEXT = {str}

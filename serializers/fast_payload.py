@@ -25,11 +25,13 @@ from collections.abc import Callable
 from typing import Any, Literal, Union
 from uuid import UUID
 
+import ormsgpack
 from pydantic import AwareDatetime, BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 from typing_extensions import TypeAliasType
 
+from serializers.envelope import EXT_UUID
 from specstore.model import (
     TRANSIENT_FIELDS,
     TRANSIENT_GROUP_FIELDS,
@@ -89,6 +91,8 @@ def _is_scalar(annotation: Any) -> bool:
 def _expression(annotation: Any, var: str, names: dict[str, Any], make: Callable[..., str]) -> str:
     """Python text that dumps ``var`` declared as ``annotation`` (never None here)."""
     origin = typing.get_origin(annotation)
+    if annotation is UUID and names["_uuid_ext"]:
+        return f"_Ext({EXT_UUID}, {var}.int.to_bytes(16, 'big')) if type({var}) is _UUID else {var}"
     if origin is typing.Annotated:
         base, *meta = typing.get_args(annotation)
         if typing.get_origin(base) is set:
@@ -104,7 +108,7 @@ def _expression(annotation: Any, var: str, names: dict[str, Any], make: Callable
         return f"{make(annotation)}({var})"
     if origin is list:
         (item,) = typing.get_args(annotation)
-        if _is_scalar(item):
+        if _is_scalar(item) and not (item is UUID and names["_uuid_ext"]):
             return f"list({var})"
         inner = _expression(item, "x", names, make)
         return f"[{inner} for x in {var}]"
@@ -130,8 +134,11 @@ def _field_annotation(info: FieldInfo) -> Any:
 class _Generator:
     """Builds one dump function per (model class, excluded fields)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, uuid_ext: bool = False) -> None:
         self.names: dict[str, Any] = {
+            "_uuid_ext": uuid_ext,
+            "_Ext": ormsgpack.Ext,
+            "_UUID": UUID,
             "_freeform": _freeform,
             "_flat_freeform": _flat_freeform,
             "_UnsupportedError": _UnsupportedError,
@@ -203,8 +210,8 @@ class _Generator:
         return built
 
 
-def _make() -> Callable[[Any], dict[str, Any]]:
-    generator = _Generator()
+def _make(*, uuid_ext: bool = False) -> Callable[[Any], dict[str, Any]]:
+    generator = _Generator(uuid_ext=uuid_ext)
     name = generator.function(
         RequestSpec,
         frozenset(TRANSIENT_FIELDS),
@@ -216,6 +223,7 @@ def _make() -> Callable[[Any], dict[str, Any]]:
 
 
 _DUMP = _make()
+_DUMP_EXT = _make(uuid_ext=True)
 
 
 def fast_payload(spec: RequestSpec) -> dict[str, Any]:
@@ -224,3 +232,13 @@ def fast_payload(spec: RequestSpec) -> dict[str, Any]:
         return _DUMP(spec)
     except Exception:  # anything unusual: pydantic's dump decides (or raises)
         return persisted_payload(spec)
+
+
+def msgpack_payload(spec: RequestSpec) -> dict[str, Any] | None:
+    """:func:`fast_payload` with UUIDs already as msgpack extension values (what the fast
+    writer packs without a Python call back per UUID); None when the generated function
+    cannot say (the caller then takes the general path)."""
+    try:
+        return _DUMP_EXT(spec)
+    except Exception:
+        return None

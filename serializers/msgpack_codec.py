@@ -14,9 +14,11 @@ from serializers.envelope import (
     current_payload,
     decode_envelope,
     encode_envelope,
+    fast_write_limit,
     format_version,
+    pack_document,
 )
-from serializers.fast_payload import fast_payload
+from serializers.fast_payload import fast_payload, msgpack_payload
 from serializers.migrations import MigrationRegistry
 from serializers.schemas import REGISTRY
 from serializers.schemas.request_spec import SCHEMA
@@ -49,6 +51,8 @@ class DocumentCodec:
         self.limits = limits
         self.current_version = registry.current(schema)
         self.write_version = write_version or self.current_version
+        self._writes_current = self.write_version == self.current_version
+        self._fast_limit = fast_write_limit(limits)
         if self.write_version not in registry.versions(schema):
             raise IncompatibleSchemaError(
                 f"cannot write {schema} {format_version(self.write_version)}: not a released "
@@ -63,6 +67,14 @@ class DocumentCodec:
 
     def encode_versioned(self, spec: RequestSpec) -> tuple[Version, bytes]:
         """(version written, document bytes)."""
+        if self._writes_current and spec.newer_minor_fields is None:
+            # The usual write: the payload straight from the spec's fields, packed by the fast
+            # writer; whatever either of them cannot do the same way takes the general path.
+            payload = msgpack_payload(spec)
+            if payload is not None:
+                data = pack_document(self.schema, self.current_version, payload, self._fast_limit)
+                if data is not None:
+                    return self.current_version, data
         version, payload = self.payload_for_write(spec)
         return version, encode_envelope(self.schema, version, payload, self.limits)
 

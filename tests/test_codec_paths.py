@@ -232,3 +232,36 @@ def test_fast_payload_leaves_unusual_values_to_pydantic() -> None:
     with pytest.raises(KeyError):
         _DUMP(broken)
     assert fast_payload(broken) == persisted_payload(broken)
+
+
+def _general_encode(spec: RequestSpec) -> bytes:
+    from serializers.envelope import encode_envelope
+
+    return encode_envelope(DEFAULT_CODEC.schema, DEFAULT_CODEC.current_version,
+                           persisted_payload(spec))
+
+
+@SETTINGS
+@given(sts.request_specs)
+def test_the_fast_write_gives_the_bytes_of_the_general_one(spec: RequestSpec) -> None:
+    assert DEFAULT_CODEC.encode(spec) == _general_encode(spec)
+
+
+def test_the_fast_write_leaves_datetimes_and_long_documents_to_the_general_one() -> None:
+    from serializers.envelope import fast_write_limit, pack_document
+    from serializers.fast_payload import msgpack_payload
+
+    spec = typical_spec(UID)
+    payload = msgpack_payload(spec)
+    assert payload is not None
+    assert pack_document("RequestSpec", (1, 0), payload, fast_write_limit(DEFAULT_CODEC.limits))
+    assert pack_document("RequestSpec", (1, 0), payload, 100) is None  # too long for the limit
+    assert spec.image is not None
+    spec.image.created_at = dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
+    dated = msgpack_payload(spec)
+    assert dated is not None
+    assert pack_document("RequestSpec", (1, 0), dated, 1 << 20) is None  # datetimes: reference
+    assert DEFAULT_CODEC.encode(spec) == _general_encode(spec)
+    assert DEFAULT_CODEC.decode(DEFAULT_CODEC.encode(spec)) == strip_transient(spec)
+    spec.image.properties["long"] = "x" * 20_000
+    assert DEFAULT_CODEC.encode(spec) == _general_encode(spec)

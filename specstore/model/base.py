@@ -86,16 +86,12 @@ class SortedDict(dict[K, V]):
 
 
 def _sorted_keys(value: dict[Any, Any]) -> dict[Any, Any]:
+    """``value`` as a :class:`SortedDict`. Maps read from a document are in order already
+    (documents are written canonically): checking that is cheaper than sorting the pairs."""
+    keys = [*value]
+    if keys == sorted(keys):
+        return SortedDict(value)
     return SortedDict(sorted(value.items()))
-
-
-# The same conversion as three calls of C builtins that pydantic-core makes one after the
-# other (a validated map -> its items -> sorted pairs -> SortedDict): no Python frame per map.
-# Sorting the pairs compares keys only (they are unique), and the keys have been validated to
-# one comparable type (str or int) before these run.
-_ITEMS = AfterValidator(dict.items)
-_SORTED = AfterValidator(sorted)
-_SORTED_DICT = AfterValidator(SortedDict)
 
 
 def _to_utc(value: dt.datetime) -> dt.datetime:
@@ -122,16 +118,19 @@ def _canonical(value: Any, depth: int) -> Any:
 _NESTED = (dict, list, SortedDict)
 
 
+_NESTED_TYPES = frozenset(_NESTED)
+
+
 def _canonical_freeform(value: dict[str, Any]) -> dict[str, Any]:
-    if any(map(_NESTED.__contains__, map(type, value.values()))):
-        return cast(dict[str, Any], _canonical(value, 1))
-    return SortedDict(sorted(value.items()))  # flat (the usual case): nothing to walk
+    if _NESTED_TYPES.isdisjoint(map(type, value.values())):
+        return _sorted_keys(value)  # flat (the usual case): nothing to walk
+    return cast(dict[str, Any], _canonical(value, 1))
 
 
 NonEmptyStr = Annotated[str, Field(min_length=1, max_length=255)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
 PositiveInt = Annotated[int, Field(ge=1)]
-StrMap = Annotated[dict[str, str], _ITEMS, _SORTED, _SORTED_DICT]
+StrMap = Annotated[dict[str, str], AfterValidator(_sorted_keys)]
 """Free-form string-to-string mapping (flavor extra specs, group rules), kept key-sorted."""
 if TYPE_CHECKING:
     FreeformValue = JsonValue  # the same set of values, as type checkers know it
@@ -153,9 +152,9 @@ run for every value on validation and on dump), a union of strict types that pyd
 apart in Rust; it refuses the same things (bytes, sets, tuples, non-string keys)."""
 FreeformMap = Annotated[dict[str, FreeformValue], AfterValidator(_canonical_freeform)]
 """Free-form JSON-like mapping (image properties), key-sorted and depth-bounded."""
-IntMap = Annotated[dict[NonNegativeInt, NonNegativeInt], _ITEMS, _SORTED, _SORTED_DICT]
+IntMap = Annotated[dict[NonNegativeInt, NonNegativeInt], AfterValidator(_sorted_keys)]
 """CPU pinning map (guest CPU -> host CPU), kept key-sorted."""
-CountMap = Annotated[dict[str, PositiveInt], _ITEMS, _SORTED, _SORTED_DICT]
+CountMap = Annotated[dict[str, PositiveInt], AfterValidator(_sorted_keys)]
 """Resource class -> amount, kept key-sorted."""
 StrSet = Annotated[set[str], PlainSerializer(sorted, return_type=list[str])]
 """A set of strings, dumped as a sorted list (deterministic bytes and JSON)."""

@@ -36,6 +36,9 @@ def _hints(value: object, handler: ValidatorFunctionWrapHandler) -> dict[str, li
     if isinstance(value, dict) and not _LISTS_ONLY.issuperset(map(type, value.values())):
         value = {k: v if isinstance(v, list) else [v] for k, v in value.items()}
     hints: dict[str, list[str]] = handler(value)
+    keys = [*hints]
+    if keys == sorted(keys):
+        return SortedDict(hints)
     return SortedDict(sorted(hints.items()))
 
 
