@@ -214,7 +214,39 @@ def _fast_body(raw: bytes, limits: DecodeLimits) -> Any:
     return body if type(end) is str and end == _END_TEXT else None
 
 
-_TEXT = {str}
+_TEXT = frozenset({str})
+
+
+class CurrentReader:
+    """:func:`current_payload` for one schema and version, its constants worked out once:
+    the bytes every such document starts with (marker, array header, schema name, version, as
+    the writer packs them) are compared as bytes, and only the payload is unpacked."""
+
+    def __init__(self, schema: str, version: Version, limits: DecodeLimits) -> None:
+        head = ormsgpack.packb([schema, version[0], version[1]])
+        self.prefix = MAGIC + b"\x94" + head[1:]  # a 4-array: the payload follows
+        self.most = fast_write_limit(limits)
+
+    def payload(self, data: bytes) -> dict[str, Any] | None:
+        """The payload (UUIDs as 16 bytes), or None: the caller takes the general path."""
+        if type(data) is not bytes or len(data) > self.most or not data.startswith(self.prefix):
+            return None
+        try:
+            payload, end = ormsgpack.unpackb(
+                b"\x92" + data[len(self.prefix) :] + _END,
+                ext_hook=_fast_ext_hook,
+                option=ormsgpack.OPT_NON_STR_KEYS,
+            )
+        except Exception:  # unpack errors, _UnsupportedError from the hook
+            return None
+        if (
+            type(end) is not str
+            or end != _END_TEXT
+            or type(payload) is not dict
+            or not _TEXT.issuperset(map(type, payload))
+        ):
+            return None
+        return payload
 
 
 def current_payload(
@@ -237,7 +269,7 @@ def current_payload(
         or type(major) is not int  # True == 1: bools are not versions
         or type(minor) is not int
         or type(payload) is not dict
-        or not {*map(type, payload)} <= _TEXT
+        or not _TEXT.issuperset(map(type, payload))
     ):
         return None
     return payload
@@ -280,6 +312,6 @@ def _decode(data: bytes, limits: DecodeLimits, *, fast: bool) -> Envelope:
     if not (type(major) is int and type(minor) is int and min(major, minor) >= 0
             and max(major, minor) < 1 << 16):
         raise CorruptDocumentError(f"document version {major!r}.{minor!r} is not two integers")
-    if not isinstance(payload, dict) or not {*map(type, payload)} <= _TEXT:
+    if not isinstance(payload, dict) or not _TEXT.issuperset(map(type, payload)):
         raise CorruptDocumentError("document payload is not a map keyed by field names")
     return Envelope(schema, (major, minor), payload)

@@ -8,10 +8,10 @@ from pydantic import ValidationError
 
 from serializers.envelope import (
     DEFAULT_LIMITS,
+    CurrentReader,
     DecodeLimits,
     Envelope,
     Version,
-    current_payload,
     decode_envelope,
     encode_envelope,
     fast_write_limit,
@@ -53,6 +53,7 @@ class DocumentCodec:
         self.write_version = write_version or self.current_version
         self._writes_current = self.write_version == self.current_version
         self._fast_limit = fast_write_limit(limits)
+        self._reader = CurrentReader(schema, self.current_version, limits)
         if self.write_version not in registry.versions(schema):
             raise IncompatibleSchemaError(
                 f"cannot write {schema} {format_version(self.write_version)}: not a released "
@@ -101,7 +102,7 @@ class DocumentCodec:
 
     def decode(self, data: bytes) -> RequestSpec:
         """A spec from document bytes; upgrades older versions, keeps newer-minor fields."""
-        payload = current_payload(data, self.schema, self.current_version, self.limits)
+        payload = self._reader.payload(data)
         if payload is not None:
             return self.validate(payload, self.current_version)
         # Any other version, bytes the fast reader leaves alone, or corrupt bytes: migration
@@ -130,7 +131,8 @@ class DocumentCodec:
 
     def validate(self, payload: dict[str, Any], version: Version) -> RequestSpec:
         try:
-            return self.model.model_validate(payload)
+            spec: RequestSpec = self.model.__pydantic_validator__.validate_python(payload)
+            return spec  # model_validate, less its Python layer
         except ValidationError as exc:
             raise CorruptDocumentError(
                 f"{self.schema} {format_version(version)} document does not validate: "

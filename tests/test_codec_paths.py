@@ -265,3 +265,25 @@ def test_the_fast_write_leaves_datetimes_and_long_documents_to_the_general_one()
     assert DEFAULT_CODEC.decode(DEFAULT_CODEC.encode(spec)) == strip_transient(spec)
     spec.image.properties["long"] = "x" * 20_000
     assert DEFAULT_CODEC.encode(spec) == _general_encode(spec)
+
+
+def test_the_current_reader_reads_only_whole_documents_of_its_version() -> None:
+    from serializers.envelope import CurrentReader, _packb_reference
+
+    reader = CurrentReader("RequestSpec", (1, 0), DEFAULT_CODEC.limits)
+    doc = DEFAULT_CODEC.encode(typical_spec(UID))
+    payload = reader.payload(doc)
+    assert payload == decode_envelope_fast(doc).payload
+    for other in (
+        doc + b"\xc0",  # trailing bytes
+        doc[:-1],  # cut short
+        bytearray(doc),  # not bytes
+        MAGIC + _packb_reference(["RequestSpec", 1, 1, {}]),  # another version
+        MAGIC + _packb_reference(["RequestSpecs", 1, 0, {}]),  # another schema
+        MAGIC + _packb_reference(["RequestSpec", 1, 0, [1]]),  # not a map
+        MAGIC + _packb_reference(["RequestSpec", 1, 0, {1: 2}]),  # not keyed by names
+        MAGIC + _packb_reference(["RequestSpec", 1, 0, {}, 5]),  # five items
+    ):
+        assert reader.payload(other) is None  # type: ignore[arg-type]
+    with pytest.raises(CorruptDocumentError):
+        DEFAULT_CODEC.decode(doc + b"\xc0")
