@@ -23,6 +23,7 @@ from redis.exceptions import (
 )
 
 from specstore.connection import RedisClient
+from specstore.held import HeldConnections
 
 
 @dataclass(frozen=True)
@@ -64,16 +65,25 @@ MOVE_INSTALL = LuaScript.load("move_install")
 MOVE_SEIZE = LuaScript.load("move_seize")
 
 
-def run_script(client: RedisClient, script: LuaScript, keys: list[str], args: list[Any]) -> Any:
+def run_script(
+    client: RedisClient,
+    script: LuaScript,
+    keys: list[str],
+    args: list[Any],
+    *,
+    held: HeldConnections | None = None,
+) -> Any:
     """EVALSHA; on NOSCRIPT (first use, or the server restarted) load the script and call again.
 
-    Re-running is safe: NOSCRIPT means the script did not run at all.
+    Re-running is safe: NOSCRIPT means the script did not run at all. With ``held`` the call
+    goes over this thread's held connection to the same server.
     """
+    execute = client.execute_command if held is None else held.execute
     try:
-        return client.evalsha(script.sha, len(keys), *keys, *args)
+        return execute("EVALSHA", script.sha, len(keys), *keys, *args)
     except NoScriptError:
         client.script_load(script.source)
-        return client.evalsha(script.sha, len(keys), *keys, *args)
+        return execute("EVALSHA", script.sha, len(keys), *keys, *args)
 
 
 Call = tuple[LuaScript, list[str], list[Any]]

@@ -231,6 +231,7 @@ def test_one_round_trip_per_single_spec_operation(
     store.save(api, warm)
     store.promote(api, warm.instance_uuid, "cell0")
     store.destroy(api.target_cell("cell0"), warm.instance_uuid)
+    store.locate(warm.instance_uuid)  # and open the pool's connection beside the held one
 
     spec = typical_spec()
     uid = spec.instance_uuid
