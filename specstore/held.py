@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import threading
 import weakref
+from collections.abc import Sequence
 from typing import Any
 
 import redis
@@ -62,17 +63,34 @@ class HeldConnections:
             held = self._local.held = _Held(self._pool)
         return held.connection
 
-    def execute(self, *args: Any) -> Any:
+    def _ready(self) -> Any:
+        """This thread's connection, connected and with nothing waiting on it."""
         connection = self._connection()
         if connection._sock is None:
             connection.connect()
         elif _closed_or_out_of_step(connection):
             connection.disconnect()
             connection.connect()
+        return connection
+
+    def execute(self, *args: Any) -> Any:
+        connection = self._ready()
         # redis-py's connection drops its socket itself on any failure while sending or
         # reading (a timeout, an interrupt), so a late reply is never read by the next call
         connection.send_packed_command(connection.pack_command(*args), check_health=False)
         return connection.read_response()
+
+    def pipeline(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
+        """Many commands in one round trip; each error reply is returned in its place."""
+        connection = self._ready()
+        connection.send_packed_command(connection.pack_commands(commands), check_health=False)
+        replies: list[Any] = []
+        for _ in commands:
+            try:
+                replies.append(connection.read_response())
+            except redis.ResponseError as exc:
+                replies.append(exc)
+        return replies
 
 
 def _closed_or_out_of_step(connection: Any) -> bool:

@@ -89,25 +89,34 @@ def run_script(
 Call = tuple[LuaScript, list[str], list[Any]]
 
 
-def run_scripts_pipelined(client: RedisClient, calls: list[Call]) -> list[Any]:
+def run_scripts_pipelined(
+    client: RedisClient, calls: list[Call], *, held: HeldConnections | None = None
+) -> list[Any]:
     """Run many script calls in one pipeline; replies (or ResponseErrors) in call order.
 
     Calls that failed with NOSCRIPT did not run; they are re-run in a second pipeline after
     loading their scripts, which only happens on the first batch after a server restart.
+    With ``held`` the pipeline goes over this thread's held connection to the same server.
     """
-    replies = _pipeline(client, calls)
+    replies = _pipeline(client, calls, held)
     missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
     if missing:
         for script in {calls[i][0] for i in missing}:
             client.script_load(script.source)
-        for i, reply in zip(missing, _pipeline(client, [calls[i] for i in missing]), strict=True):
+        again = _pipeline(client, [calls[i] for i in missing], held)
+        for i, reply in zip(missing, again, strict=True):
             replies[i] = reply
     return replies
 
 
-def _pipeline(client: RedisClient, calls: list[Call]) -> list[Any]:
+def _pipeline(client: RedisClient, calls: list[Call], held: HeldConnections | None) -> list[Any]:
     if isinstance(client, RedisCluster):
         return _cluster_pipelines(client, calls)
+    if held is not None:
+        commands = [
+            ("EVALSHA", script.sha, len(keys), *keys, *args) for script, keys, args in calls
+        ]
+        return [_as_noscript(r) for r in held.pipeline(commands)]
     return _node_pipeline(client, calls)
 
 

@@ -568,7 +568,9 @@ class SpecStore:
         backend = self.backend(store)
         uids = [normalize_uuid(u) for u in instance_uuids]
         with backend_errors(f"get_many of {len(uids)} specs", writes=False):
-            replies = read_hashes(backend.client, [backend.keys.spec_key(store, u) for u in uids])
+            replies = read_hashes(
+                backend.client, [backend.keys.spec_key(store, u) for u in uids], backend.held
+            )
         found: list[StoredSpec] = []
         missing: list[str] = []
         corrupt: dict[str, DocumentError] = {}
@@ -690,7 +692,7 @@ def run_batch(
         return []
     try:
         with backend_errors(operation, writes=True):
-            replies = lua.run_scripts_pipelined(backend.client, calls)
+            replies = lua.run_scripts_pipelined(backend.client, calls, held=backend.held)
     except BackendError as exc:
         if whole_failure_raises:
             raise

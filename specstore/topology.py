@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from specstore.connection import RedisClient, connect
+from specstore.connection import RedisClient, as_dict, connect
 from specstore.errors import InvalidInputError, UnknownStoreError
 from specstore.held import HeldConnections, held_connections
 from specstore.keys import API, Keyspace, validate_cell_name
@@ -46,11 +46,7 @@ class Backend:
         """HGETALL of one key (on the held connection when there is one)."""
         if self.held is None:
             return cast(dict[bytes, bytes], self.client.hgetall(key))
-        reply = self.held.execute("HGETALL", key)
-        if isinstance(reply, dict):  # RESP3
-            return reply
-        pairs = iter(reply)
-        return dict(zip(pairs, pairs, strict=True))
+        return cast(dict[bytes, bytes], as_dict(self.held.execute("HGETALL", key)))
 
     def close(self) -> None:
         self.client.close()
