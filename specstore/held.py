@@ -23,13 +23,19 @@ from __future__ import annotations
 import os
 import threading
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import redis
 from redis.connection import ConnectionPool
 
 from specstore.connection import RedisClient
+
+_hiredis_pack: Callable[[tuple[Any, ...]], bytes] | None
+try:  # redis-py's packer wraps hiredis's in Python that costs more than the packing itself
+    from hiredis import pack_command as _hiredis_pack
+except ImportError:  # pragma: no cover - hiredis is a dependency
+    _hiredis_pack = None
 
 
 class _Held:
@@ -77,13 +83,14 @@ class HeldConnections:
         connection = self._ready()
         # redis-py's connection drops its socket itself on any failure while sending or
         # reading (a timeout, an interrupt), so a late reply is never read by the next call
-        connection.send_packed_command(connection.pack_command(*args), check_health=False)
+        connection.send_packed_command([_pack(connection, args)], check_health=False)
         return connection.read_response()
 
     def pipeline(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
         """Many commands in one round trip; each error reply is returned in its place."""
         connection = self._ready()
-        connection.send_packed_command(connection.pack_commands(commands), check_health=False)
+        packed = b"".join(_pack(connection, command) for command in commands)
+        connection.send_packed_command([packed], check_health=False)
         replies: list[Any] = []
         for _ in commands:
             try:
@@ -91,6 +98,13 @@ class HeldConnections:
             except redis.ResponseError as exc:
                 replies.append(exc)
         return replies
+
+
+def _pack(connection: Any, args: Sequence[Any]) -> bytes:
+    """One command in the Redis protocol (str, bytes and numbers, as specstore sends)."""
+    if _hiredis_pack is None:  # pragma: no cover
+        return b"".join(connection.pack_command(*args))
+    return _hiredis_pack(tuple(args))
 
 
 def _closed_or_out_of_step(connection: Any) -> bool:
