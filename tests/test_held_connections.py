@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from specstore import BackendError, RequestContext, SpecNotFoundError, SpecStore
+from specstore import BackendError, RequestContext, RequestSpec, SpecNotFoundError, SpecStore
 from specstore.held import HeldConnections, held_connections
 from specstore.model import strip_transient
 from tests.factories import typical_spec
@@ -133,3 +133,30 @@ def test_only_plain_clients_hold_connections(url: str) -> None:
     assert held_connections(blocking) is None
     memory = SpecStore.from_url("memory://held-test")
     assert held_connections(memory.client) is None
+
+
+def test_threads_sharing_a_store_each_get_their_own_replies(real_store: SpecStore) -> None:
+    ctx = RequestContext(store=real_store)
+    specs = [strip_transient(typical_spec()) for _ in range(8)]
+    for spec in specs:
+        real_store.create(ctx, spec)
+    errors: list[str] = []
+
+    def work(spec: RequestSpec) -> None:
+        rev = 1
+        for n in range(150):
+            spec.num_instances = n + 1
+            rev = real_store.save(ctx, spec, rev=rev)
+            got = real_store.get(ctx, spec.instance_uuid)
+            batch = real_store.get_many(ctx, [spec.instance_uuid])
+            if (got.spec, got.rev, batch.found[0].rev) != (spec, rev, rev):
+                errors.append(f"{spec.instance_uuid}: crossed replies at step {n}")
+                return
+
+    threads = [threading.Thread(target=work, args=(spec,)) for spec in specs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert [real_store.get(ctx, s.instance_uuid).rev for s in specs] == [151] * len(specs)
