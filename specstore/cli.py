@@ -1274,9 +1274,7 @@ def gc(
             f"{report.orphan_count + report.unpromoted_count if dry_run else report.removed} "
             f"{removed}, {report.young} too young, {report.skipped_count} skipped"
         )
-    partial = report.skipped_count or (
-        dry_run and (report.orphan_count or report.unpromoted_count)
-    )
+    partial = report.skipped_count or (dry_run and (report.orphan_count or report.unpromoted_count))
     raise typer.Exit(EXIT_PARTIAL if partial else EXIT_OK)
 
 

@@ -19,7 +19,7 @@ import contextlib
 import re
 import threading
 from collections.abc import Iterator, Sequence
-from typing import Any, TypeAlias
+from typing import Any, Protocol, TypeAlias
 from urllib.parse import urlsplit
 
 import redis
@@ -136,16 +136,37 @@ def is_wrong_type(exc: BaseException) -> bool:
     return isinstance(exc, redis.ResponseError) and str(exc).startswith("WRONGTYPE")
 
 
-def read_hashes(client: RedisClient, keys: Sequence[str]) -> list[dict[bytes, bytes] | None]:
+def read_hashes(
+    client: RedisClient, keys: Sequence[str], held: HeldPipeline | None = None
+) -> list[dict[bytes, bytes] | None]:
     """HGETALL of every key in one pipeline; None where a key holds something other than a hash
-    (written by someone else). Any other failure raises. Call inside :func:`backend_errors`."""
+    (written by someone else). Any other failure raises. Call inside :func:`backend_errors`.
+    With ``held`` the pipeline goes over that thread's held connection to the same server."""
     if not keys:
         return []
-    pipe = client.pipeline(transaction=False)
-    for key in keys:
-        pipe.hgetall(key)
-    replies: list[Any] = pipe.execute(raise_on_error=False)
+    replies: list[Any]
+    if held is not None:
+        replies = [as_dict(r) for r in held.pipeline([("HGETALL", key) for key in keys])]
+    else:
+        pipe = client.pipeline(transaction=False)
+        for key in keys:
+            pipe.hgetall(key)
+        replies = pipe.execute(raise_on_error=False)
     for reply in replies:
         if isinstance(reply, Exception) and not is_wrong_type(reply):
             raise reply
     return [None if isinstance(reply, Exception) else reply for reply in replies]
+
+
+class HeldPipeline(Protocol):
+    """What :func:`read_hashes` needs of :class:`specstore.held.HeldConnections`."""
+
+    def pipeline(self, commands: Sequence[Sequence[Any]]) -> list[Any]: ...
+
+
+def as_dict(reply: Any) -> Any:
+    """An HGETALL reply as redis-py's callback gives it: RESP2's flat list as a dict."""
+    if isinstance(reply, list):
+        pairs = iter(reply)
+        return dict(zip(pairs, pairs, strict=True))
+    return reply

@@ -141,9 +141,7 @@ def _check_slowly(record: ExportRecord, codec: DocumentCodec) -> Version:
     _check_readable(codec, envelope.version)
     uid = envelope.payload.get("instance_uuid")
     if str(uid) != record.instance_uuid:
-        raise CorruptDocumentError(
-            f"spec record {record.instance_uuid} holds instance {uid}"
-        )
+        raise CorruptDocumentError(f"spec record {record.instance_uuid} holds instance {uid}")
     return envelope.version
 
 

@@ -23,6 +23,7 @@ from redis.exceptions import (
 )
 
 from specstore.connection import RedisClient
+from specstore.held import HeldConnections
 
 
 @dataclass(frozen=True)
@@ -64,40 +65,58 @@ MOVE_INSTALL = LuaScript.load("move_install")
 MOVE_SEIZE = LuaScript.load("move_seize")
 
 
-def run_script(client: RedisClient, script: LuaScript, keys: list[str], args: list[Any]) -> Any:
+def run_script(
+    client: RedisClient,
+    script: LuaScript,
+    keys: list[str],
+    args: list[Any],
+    *,
+    held: HeldConnections | None = None,
+) -> Any:
     """EVALSHA; on NOSCRIPT (first use, or the server restarted) load the script and call again.
 
-    Re-running is safe: NOSCRIPT means the script did not run at all.
+    Re-running is safe: NOSCRIPT means the script did not run at all. With ``held`` the call
+    goes over this thread's held connection to the same server.
     """
+    execute = client.execute_command if held is None else held.execute
     try:
-        return client.evalsha(script.sha, len(keys), *keys, *args)
+        return execute("EVALSHA", script.sha, len(keys), *keys, *args)
     except NoScriptError:
         client.script_load(script.source)
-        return client.evalsha(script.sha, len(keys), *keys, *args)
+        return execute("EVALSHA", script.sha, len(keys), *keys, *args)
 
 
 Call = tuple[LuaScript, list[str], list[Any]]
 
 
-def run_scripts_pipelined(client: RedisClient, calls: list[Call]) -> list[Any]:
+def run_scripts_pipelined(
+    client: RedisClient, calls: list[Call], *, held: HeldConnections | None = None
+) -> list[Any]:
     """Run many script calls in one pipeline; replies (or ResponseErrors) in call order.
 
     Calls that failed with NOSCRIPT did not run; they are re-run in a second pipeline after
     loading their scripts, which only happens on the first batch after a server restart.
+    With ``held`` the pipeline goes over this thread's held connection to the same server.
     """
-    replies = _pipeline(client, calls)
+    replies = _pipeline(client, calls, held)
     missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
     if missing:
         for script in {calls[i][0] for i in missing}:
             client.script_load(script.source)
-        for i, reply in zip(missing, _pipeline(client, [calls[i] for i in missing]), strict=True):
+        again = _pipeline(client, [calls[i] for i in missing], held)
+        for i, reply in zip(missing, again, strict=True):
             replies[i] = reply
     return replies
 
 
-def _pipeline(client: RedisClient, calls: list[Call]) -> list[Any]:
+def _pipeline(client: RedisClient, calls: list[Call], held: HeldConnections | None) -> list[Any]:
     if isinstance(client, RedisCluster):
         return _cluster_pipelines(client, calls)
+    if held is not None:
+        commands = [
+            ("EVALSHA", script.sha, len(keys), *keys, *args) for script, keys, args in calls
+        ]
+        return [_as_noscript(r) for r in held.pipeline(commands)]
     return _node_pipeline(client, calls)
 
 

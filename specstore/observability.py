@@ -258,9 +258,7 @@ def server_of(client: Any) -> dict[str, Any]:
 
 
 @contextmanager
-def observe(
-    operation: str, attributes: Mapping[str, Any] | None = None
-) -> Iterator[Record | None]:
+def observe(operation: str, attributes: Mapping[str, Any] | None = None) -> Iterator[Record | None]:
     """A span (and a duration sample) around a block; yields None when nothing records."""
     telemetry = _active()
     if telemetry is None:

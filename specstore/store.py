@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 from uuid import UUID
 
 import redis
@@ -213,7 +213,9 @@ class SpecStore:
         api = self.topology.api
         argv = [store, args.doc, args.schema, args.project_id, args.user_id, self.clock()]
         with backend_errors(f"create {uid}", writes=True):
-            reply = lua.run_script(api.client, lua.CREATE, api.keys.home_keys(store, uid), argv)
+            reply = lua.run_script(
+                api.client, lua.CREATE, api.keys.home_keys(store, uid), argv, held=api.held
+            )
         return int(check_reply(reply, uid, store, None)[0])
 
     @observability.operation("create_many")
@@ -314,7 +316,11 @@ class SpecStore:
         ]
         with backend_errors(f"save {uid}", writes=True):
             reply = lua.run_script(
-                backend.client, lua.SAVE, backend.keys.home_keys(store, uid), argv
+                backend.client,
+                lua.SAVE,
+                backend.keys.home_keys(store, uid),
+                argv,
+                held=backend.held,
             )
         return int(check_reply(reply, uid, store, rev)[0])
 
@@ -353,7 +359,7 @@ class SpecStore:
             api.keys.location_key(uid),
         ]
         with backend_errors(f"move {uid} to {cell}", writes=True):
-            reply = lua.run_script(api.client, lua.PROMOTE, keys, [cell, source])
+            reply = lua.run_script(api.client, lua.PROMOTE, keys, [cell, source], held=api.held)
         rev, outcome_name = check_reply(reply, uid, source, None)
         return Promotion(uid, cell, int(rev), moved=outcome_name == "moved")
 
@@ -432,7 +438,9 @@ class SpecStore:
         api = self.topology.api
         argv = [store, "" if rev is None else str(rev), BURIED_SECONDS, "1"]
         with backend_errors(f"destroy {uid}", writes=True):
-            reply = lua.run_script(api.client, lua.DESTROY, api.keys.home_keys(store, uid), argv)
+            reply = lua.run_script(
+                api.client, lua.DESTROY, api.keys.home_keys(store, uid), argv, held=api.held
+            )
         check_reply(reply, uid, store, rev)
 
     @observability.operation("destroy_bulk")
@@ -544,7 +552,7 @@ class SpecStore:
         key = backend.keys.spec_key(store, uid)
         with backend_errors(f"get {uid}", writes=False):
             try:
-                raw = cast(dict[bytes, bytes], backend.client.hgetall(key))
+                raw = backend.hgetall(key)
             except redis.ResponseError as exc:
                 if not is_wrong_type(exc):
                     raise
@@ -560,7 +568,9 @@ class SpecStore:
         backend = self.backend(store)
         uids = [normalize_uuid(u) for u in instance_uuids]
         with backend_errors(f"get_many of {len(uids)} specs", writes=False):
-            replies = read_hashes(backend.client, [backend.keys.spec_key(store, u) for u in uids])
+            replies = read_hashes(
+                backend.client, [backend.keys.spec_key(store, u) for u in uids], backend.held
+            )
         found: list[StoredSpec] = []
         missing: list[str] = []
         corrupt: dict[str, DocumentError] = {}
@@ -682,7 +692,7 @@ def run_batch(
         return []
     try:
         with backend_errors(operation, writes=True):
-            replies = lua.run_scripts_pipelined(backend.client, calls)
+            replies = lua.run_scripts_pipelined(backend.client, calls, held=backend.held)
     except BackendError as exc:
         if whole_failure_raises:
             raise

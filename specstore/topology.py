@@ -21,10 +21,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from specstore.connection import RedisClient, connect
+from specstore.connection import RedisClient, as_dict, connect
 from specstore.errors import InvalidInputError, UnknownStoreError
+from specstore.held import HeldConnections, held_connections
 from specstore.keys import API, Keyspace, validate_cell_name
 
 
@@ -35,6 +36,17 @@ class Backend:
     name: str
     client: RedisClient
     keys: Keyspace
+    held: HeldConnections | None = field(init=False, repr=False)
+    """A connection per thread for single commands (plain redis.Redis clients only)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "held", held_connections(self.client))
+
+    def hgetall(self, key: str) -> dict[bytes, bytes]:
+        """HGETALL of one key (on the held connection when there is one)."""
+        if self.held is None:
+            return cast(dict[bytes, bytes], self.client.hgetall(key))
+        return cast(dict[bytes, bytes], as_dict(self.held.execute("HGETALL", key)))
 
     def close(self) -> None:
         self.client.close()

@@ -211,8 +211,9 @@ def _notify(settings: MoveSettings, step: str, uid: str) -> None:
 def move(route: Route, settings: MoveSettings, now: str) -> MoveOutcome:
     """Run (or join and finish) the move of ``route.uid`` from its source to ``route.cell``."""
     uid, cell = route.uid, route.cell
-    with observability.move_step("begin", route), backend_errors(
-        f"move {uid} to {cell} (begin)", writes=True
+    with (
+        observability.move_step("begin", route),
+        backend_errors(f"move {uid} to {cell} (begin)", writes=True),
     ):
         reply = lua.run_script(
             route.api.client,

@@ -19,21 +19,24 @@ local unpack = unpack or table.unpack
 local LOC_FIELDS = {'store', 'rev', 'epoch', 'state', 'move_id', 'move_to', 'move_from',
   'lease_until', 'moved_to', 'adopted_by', 'giving_up', 'home_epoch'}
 local STATES = {live = true, destroyed = true, aborted = true, creating = true, moved = true}
+local KNOWN = {}
+for _, name in ipairs(LOC_FIELDS) do KNOWN[name] = true end
 
 -- The record as a table (absent: store nil, rev 0, epoch 0), or nil when the key holds
 -- something specstore did not write (another type, or a hash without our fields).
+-- One HGETALL: an absent key and a hash without a state tell themselves apart in one call.
 local function read_loc(key)
-  local raw = redis.pcall('HMGET', key, unpack(LOC_FIELDS))
+  local raw = redis.pcall('HGETALL', key)
   if raw.err then return nil end
   local loc = {}
-  for i, name in ipairs(LOC_FIELDS) do
-    if raw[i] then loc[name] = raw[i] end
-  end
-  if not loc.state then
-    if redis.call('EXISTS', key) == 1 then return nil end
+  if #raw == 0 then
     loc.rev, loc.epoch = 0, 0
     return loc
   end
+  for i = 1, #raw, 2 do
+    if KNOWN[raw[i]] then loc[raw[i]] = raw[i + 1] end
+  end
+  if not loc.state then return nil end
   if not STATES[loc.state] or not loc.epoch then return nil end
   loc.rev, loc.epoch = tonumber(loc.rev or '0'), tonumber(loc.epoch)
   if not loc.rev or not loc.epoch then return nil end
@@ -68,18 +71,23 @@ local function bury(key, rev, epoch, state, ttl)
   redis.call('EXPIRE', key, ttl)
 end
 
-local function write_spec(key, doc, rev, schema, project_id, user_id, created_at, updated_at)
-  redis.call('DEL', key)
+-- (absent: the caller has seen that the key does not exist, so there is nothing to clear)
+local function write_spec(key, doc, rev, schema, project_id, user_id, created_at, updated_at,
+                          absent)
+  if not absent then redis.call('DEL', key) end
   redis.call('HSET', key, 'doc', doc, 'rev', rev, 'schema', schema, 'project_id', project_id,
     'user_id', user_id, 'created_at', created_at, 'updated_at', updated_at)
 end
 
-local function make_live(key, store, rev, epoch)
-  redis.call('HDEL', key, 'move_id', 'move_to', 'move_from', 'lease_until', 'move_started',
-    'moved_to', 'adopted_by', 'giving_up')
+-- (absent: the record did not exist, so there is no field or expiry to clear)
+local function make_live(key, store, rev, epoch, absent)
+  if not absent then
+    redis.call('HDEL', key, 'move_id', 'move_to', 'move_from', 'lease_until', 'move_started',
+      'moved_to', 'adopted_by', 'giving_up')
+  end
   redis.call('HSET', key, 'store', store, 'rev', rev, 'epoch', epoch, 'state', 'live',
     'home_epoch', epoch)
-  redis.call('PERSIST', key)
+  if not absent then redis.call('PERSIST', key) end
 end
 
 -- The reply for a store that holds no live copy: where it went, if this backend knows.

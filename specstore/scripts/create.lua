@@ -8,8 +8,8 @@ local loc = read_loc(KEYS[2])
 if not loc then return FOREIGN end
 if loc.store then return {'exists', loc.store} end
 if loc.move_id then return {'exists', loc.move_to} end
-if spec_rev(KEYS[1]) ~= nil then return {'exists', ARGV[1]} end
+if redis.call('EXISTS', KEYS[1]) == 1 then return {'exists', ARGV[1]} end
 local rev = loc.rev + 1
-write_spec(KEYS[1], ARGV[2], rev, ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[6])
-make_live(KEYS[2], ARGV[1], rev, loc.epoch + 1)
+write_spec(KEYS[1], ARGV[2], rev, ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[6], true)
+make_live(KEYS[2], ARGV[1], rev, loc.epoch + 1, loc.state == nil)
 return {'ok', rev}

@@ -15,6 +15,7 @@ hit writes in flight -- before and after they ran -- so each retry path is taken
 
 from __future__ import annotations
 
+import contextlib
 import random
 import threading
 import time
@@ -57,6 +58,7 @@ class Rig:
     admin: redis.Redis
     ctx: RequestContext
     kills: int = 0
+    pending_cut: threading.Timer | None = None
 
     def new_store(self) -> SpecStore:
         return SpecStore.from_url(
@@ -65,9 +67,14 @@ class Rig:
 
     def warm(self) -> None:
         """Make sure the store's pool holds a live connection (and the scripts are loaded)."""
+        if self.pending_cut is not None:  # a cut still closing links would cut the new ones
+            self.pending_cut.join()
+            self.pending_cut = None
         self.proxy.forward()
         self.proxy.accept_again()
-        self.store.locate(uuid.uuid4())
+        self.store.locate(uuid.uuid4())  # the pool's connection
+        with contextlib.suppress(SpecNotFoundError):  # the connection held for single calls
+            self.store.get(self.ctx, uuid.uuid4())
 
     def snapshot(self, uid: str) -> dict[str, Any]:
         """The spec hashes and location record of ``uid`` on the server, with their content."""
@@ -170,7 +177,8 @@ def cut_in_flight(rig: Rig) -> None:
     """A live connection; the request is swallowed and the link cut while the client waits."""
     rig.warm()
     rig.proxy.blackhole()
-    threading.Timer(0.15, rig.proxy.cut_all).start()
+    rig.pending_cut = threading.Timer(0.15, rig.proxy.cut_all)
+    rig.pending_cut.start()
 
 
 def drop_reply(rig: Rig) -> None:
