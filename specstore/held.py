@@ -1,33 +1,40 @@
-"""Single commands on a connection held per thread, for the one-round-trip hot paths.
+"""Single commands and pipelines on connections kept aside from the pool, for the hot paths.
 
 redis-py's per-command path (pool lock and bookkeeping, readiness check, retry wrapper,
-response callbacks) costs about as much as the round trip itself on loopback. ``get`` and
-``save`` send one command each, so they keep one connection per thread, taken from the
-client's own pool, and talk to it directly. What the pool's path does that matters is kept:
+response callbacks, command packing in Python) costs about as much as the round trip itself
+on loopback. ``get``, ``save`` and the batches send one command or one pipeline each, so they
+take a connection from a small stack of spare ones (taken from the client's own pool, so they
+count against its ``max_connections``), talk to it directly and put it back. What the pool's
+path does that matters is kept:
 
+* each call has a connection of its own for the whole call: threads, and a call made from a
+  signal handler or finalizer while another call on the same thread waits, never share one;
 * a connection that has data waiting, or that the server closed while it was idle (a restart),
   is reconnected *before* anything is sent, so a restarted server costs no failed call;
-* any failure other than a Redis error reply drops the connection (redis-py's connection does
-  that itself), so a late reply is never read by the next command; nothing is retried, as on
-  every other path (:mod:`specstore.connection`);
-* a forked child never uses its parent's socket;
-* a connection whose thread has ended goes back to the pool; ``client.close()`` closes held
-  connections too (the pool disconnects the connections in use).
+* any failure while connecting, sending or reading drops the connection (redis-py's
+  connection does that itself for sending and reading), so neither a late reply nor a
+  half-done handshake is met by the next call; nothing is retried, as on every other path
+  (:mod:`specstore.connection`);
+* at most half of ``max_connections`` wait on the stack; the others go back to the pool, so
+  the pool's own paths (script loading, scans, moves) always find room;
+* a forked child never uses its parent's sockets; ``client.close()`` closes these connections
+  too (the pool disconnects the connections it handed out).
 
-Only a plain ``redis.Redis`` client is held this way. Redis Cluster clients (which route by
-slot and follow redirections) and the embedded fakeredis go through redis-py as before.
+Only a plain ``redis.Redis`` client on a plain ``ConnectionPool`` without a client-side cache
+(and not a ``single_connection_client``) is served this way. Redis Cluster clients (which
+route by slot and follow redirections), blocking and sentinel pools, cached clients and the
+embedded fakeredis go through redis-py.
 """
 
 from __future__ import annotations
 
 import os
-import threading
-import weakref
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import redis
-from redis.connection import ConnectionPool
+from redis.connection import Connection, ConnectionPool, SSLConnection, UnixDomainSocketConnection
 
 from specstore.connection import RedisClient
 
@@ -37,74 +44,81 @@ try:  # redis-py's packer wraps hiredis's in Python that costs more than the pac
 except ImportError:  # pragma: no cover - hiredis is a dependency
     _hiredis_pack = None
 
-
-class _Held:
-    """One thread's connection; returned to the pool when the thread's locals are freed."""
-
-    def __init__(self, pool: ConnectionPool) -> None:
-        self.pid = os.getpid()
-        self.connection = pool.get_connection()
-        weakref.finalize(self, _release, pool, self.connection, self.pid)
-
-
-def _release(pool: ConnectionPool, connection: Any, pid: int) -> None:
-    if os.getpid() == pid:
-        pool.release(connection)
+_PLAIN_CONNECTIONS = (Connection, SSLConnection, UnixDomainSocketConnection)
 
 
 class HeldConnections:
-    """``execute(*args)``: one command on this thread's held connection, its raw reply.
+    """``execute(*args)`` / ``pipeline(commands)`` on a spare connection, raw replies.
 
     Replies are as the server sent them (no redis-py response callbacks): HGETALL gives a flat
-    list. Error replies raise their redis-py exception (``NoScriptError``, ``ResponseError``).
+    list in RESP2. Error replies raise their redis-py exception (``NoScriptError``,
+    ``ResponseError``); in a pipeline they are returned in their place.
     """
 
     def __init__(self, client: redis.Redis) -> None:
         self._pool: ConnectionPool = client.connection_pool
-        self._local = threading.local()
+        self._pid = os.getpid()
+        self._spare: deque[Any] = deque()
+        self._most_spare = self._pool.max_connections // 2
 
-    def _connection(self) -> Any:
-        held: _Held | None = getattr(self._local, "held", None)
-        if held is None or held.pid != os.getpid():
-            held = self._local.held = _Held(self._pool)
-        return held.connection
-
-    def _ready(self) -> Any:
-        """This thread's connection, connected and with nothing waiting on it."""
-        connection = self._connection()
-        if connection._sock is None:
-            connection.connect()
-        elif _closed_or_out_of_step(connection):
+    def _take(self) -> Any:
+        """A connection for one call, connected and with nothing waiting on it."""
+        if self._pid != os.getpid():  # a forked child: the spares are the parent's sockets
+            self._pid, self._spare = os.getpid(), deque()
+        try:
+            connection = self._spare.pop()
+        except IndexError:
+            return self._pool.get_connection()  # connected and checked by the pool
+        try:
+            if connection._sock is None:
+                connection.connect()
+            elif _closed_or_out_of_step(connection):
+                connection.disconnect()
+                connection.connect()
+        except BaseException:
+            # an interrupted connect may have left a socket without its handshake
             connection.disconnect()
-            connection.connect()
+            self._pool.release(connection)
+            raise
         return connection
 
+    def _give_back(self, connection: Any) -> None:
+        if len(self._spare) < self._most_spare and self._pid == os.getpid():
+            self._spare.append(connection)
+        else:
+            self._pool.release(connection)
+
     def execute(self, *args: Any) -> Any:
-        connection = self._ready()
-        # redis-py's connection drops its socket itself on any failure while sending or
-        # reading (a timeout, an interrupt), so a late reply is never read by the next call
-        connection.send_packed_command([_pack(connection, args)], check_health=False)
-        return connection.read_response()
+        connection = self._take()
+        try:
+            connection.send_packed_command([_pack(connection, args)], check_health=False)
+            return connection.read_response()
+        finally:
+            self._give_back(connection)
 
     def pipeline(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
         """Many commands in one round trip; each error reply is returned in its place."""
-        connection = self._ready()
-        packed = b"".join(_pack(connection, command) for command in commands)
-        connection.send_packed_command([packed], check_health=False)
-        replies: list[Any] = []
-        for _ in commands:
-            try:
-                replies.append(connection.read_response())
-            except redis.ResponseError as exc:
-                replies.append(exc)
-        return replies
+        connection = self._take()
+        try:
+            packed = b"".join(_pack(connection, command) for command in commands)
+            connection.send_packed_command([packed], check_health=False)
+            replies: list[Any] = []
+            for _ in commands:
+                try:
+                    replies.append(connection.read_response())
+                except redis.ResponseError as exc:
+                    replies.append(exc)
+            return replies
+        finally:
+            self._give_back(connection)
 
 
 def _pack(connection: Any, args: Sequence[Any]) -> bytes:
-    """One command in the Redis protocol (str, bytes and numbers, as specstore sends)."""
+    """One command in the Redis protocol. Numbers are sent as their text: hiredis's packer
+    can crash the process when a signal handler raises while it formats an int."""
     if _hiredis_pack is None:  # pragma: no cover
         return b"".join(connection.pack_command(*args))
-    return _hiredis_pack(tuple(args))
+    return _hiredis_pack(tuple(str(a) if type(a) is int else a for a in args))
 
 
 def _closed_or_out_of_step(connection: Any) -> bool:
@@ -117,9 +131,14 @@ def _closed_or_out_of_step(connection: Any) -> bool:
 
 
 def held_connections(client: RedisClient) -> HeldConnections | None:
-    """Held connections for a plain ``redis.Redis`` client; None for cluster and fakeredis."""
-    if type(client) is not redis.Redis:
+    """Spare connections for a plain ``redis.Redis`` client; None where redis-py's own path
+    must be kept (cluster, fakeredis, a single connection, blocking or sentinel pools,
+    client-side caching)."""
+    if type(client) is not redis.Redis or client.connection is not None:
+        return None  # (a single_connection_client asked for one connection: it keeps it)
+    pool = client.connection_pool
+    if type(pool) is not ConnectionPool or getattr(pool, "cache", None) is not None:
         return None
-    if type(client.connection_pool) is not ConnectionPool:
-        return None  # a blocking or sentinel pool keeps its own rules
+    if not issubclass(pool.connection_class, _PLAIN_CONNECTIONS):
+        return None
     return HeldConnections(client)

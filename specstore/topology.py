@@ -40,6 +40,11 @@ class Backend:
     """A connection per thread for single commands (plain redis.Redis clients only)."""
 
     def __post_init__(self) -> None:
+        if self.client.get_encoder().decode_responses:
+            raise InvalidInputError(
+                f"backend {self.name!r}: specstore needs a Redis client with "
+                "decode_responses=False (its documents are binary)"
+            )
         object.__setattr__(self, "held", held_connections(self.client))
 
     def hgetall(self, key: str) -> dict[bytes, bytes]:
