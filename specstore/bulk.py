@@ -31,11 +31,10 @@ from specstore.errors import (
 )
 from specstore.export_format import (
     ExportRecord,
+    RecordEncoder,
     parse_json_record,
     parse_msgpack_record,
     record_from_hash,
-    to_json_line,
-    to_msgpack,
 )
 from specstore.keys import API, normalize_uuid, validate_store_name
 from specstore.records import reply_error, reply_text
@@ -75,18 +74,25 @@ def spec_key_batches(
     for index in range(first_backend, len(backends)):
         backend = backends[index]
         position = first_position if index == first_backend else None
+        match = _spec_key_matcher(backend.keys.prefix)
+        homes: dict[str, bool] = {}  # store -> read from this backend
         for raw_keys, next_position in scan_batches(
             backend.client, backend.keys.spec_pattern(None), batch, position
         ):
             keys = []
             for raw in raw_keys:
-                key = reply_text(raw)
-                parsed = backend.keys.parse_spec_key(key)
-                if parsed is None or (stores is not None and parsed[0] not in stores):
+                found = match(raw)
+                if found is None:
                     continue
-                if store.topology.backend_for(parsed[0]) is not backend:
-                    continue
-                keys.append(SpecKey(key, *parsed))
+                cell, uid = found.group(1, 2)
+                name = API if cell is None else cell.decode()
+                wanted = homes.get(name)
+                if wanted is None:
+                    wanted = homes[name] = (stores is None or name in stores) and (
+                        store.topology.backend_for(name) is backend
+                    )
+                if wanted:
+                    keys.append(SpecKey(raw.decode(), name, uid.decode()))
             if next_position is not None:
                 resume: tuple[int, ScanPosition] | None = (index, next_position)
             elif index + 1 < len(backends):
@@ -94,6 +100,22 @@ def spec_key_batches(
             else:
                 resume = None
             yield backend, keys, resume
+
+
+def _spec_key_matcher(prefix: str) -> Callable[[bytes], re.Match[bytes] | None]:
+    """A matcher of the spec keys under ``prefix`` as SCAN returns them; its groups are the
+    cell name (None for the api store) and the instance uuid.
+
+    It accepts exactly the keys :meth:`Keyspace.parse_spec_key` parses (the tests compare
+    them): the api store or a valid cell name other than "api", and a canonical uuid."""
+    cell = rb"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}"
+    hexa = rb"[0-9a-f]"
+    uid = rb"-".join(hexa + b"{%d}" % n for n in (8, 4, 4, 4, 12))
+    pattern = re.compile(
+        re.escape(prefix.encode()) + rb":(?:api|cell:(?!api:)(" + cell + rb")):spec:\{("
+        + uid + rb")\}"
+    )
+    return pattern.fullmatch
 
 
 NOT_A_HASH = "the key holds a value that is not a spec hash (written by something else)"
@@ -133,10 +155,11 @@ def export_specs(
     also validates every document against the model.
     """
     summary = ExportSummary()
+    encoder = RecordEncoder(store.codec, fmt, validate=validate)
     for backend, keys, _ in spec_key_batches(store, stores, batch):
         with observability.batch("export", len(keys), backend):
             before, skipped = summary.exported, summary.skipped
-            _export_batch(store, backend, keys, out, fmt, validate, summary)
+            _export_batch(store, backend, keys, out, encoder, summary)
             observability.count_records("export", summary.exported - before)
             observability.count_corrupt("export", summary.skipped - skipped)
         if progress is not None:
@@ -149,10 +172,10 @@ def _export_batch(
     backend: Backend,
     keys: list[SpecKey],
     out: BinaryIO,
-    fmt: ExportFormat,
-    validate: bool,
+    encoder: RecordEncoder,
     summary: ExportSummary,
 ) -> None:
+    chunks: list[bytes] = []
     for item, raw in zip(keys, _hgetall_many(backend, keys), strict=True):
         if raw is None:
             summary.skipped += 1
@@ -164,18 +187,14 @@ def _export_batch(
         if b"moving_to" in raw and store.locate(item.instance_uuid) != item.store:
             continue  # the frozen source of a move whose cell copy took over
         try:
-            record = record_from_hash(item.store, item.instance_uuid, raw)
-            if fmt == "jsonl":
-                line = to_json_line(record, store.codec, validate=validate)
-                data = (line + "\n").encode("utf-8")
-            else:
-                data = to_msgpack(record, store.codec, validate=validate)
+            chunks.append(encoder.from_hash(item.store, item.instance_uuid, raw))
         except DocumentError as exc:
             summary.skipped += 1
             _note(summary.problems, f"{item.store} {item.instance_uuid}: {exc}")
-            continue
+    if chunks:
+        data = b"".join(chunks)
         out.write(data)
-        summary.exported += 1
+        summary.exported += len(chunks)
         summary.bytes_written += len(data)
 
 

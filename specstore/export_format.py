@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgpack
+import orjson
 import ormsgpack
 from pydantic import TypeAdapter
 
@@ -77,23 +78,63 @@ def check_document(record: ExportRecord, codec: DocumentCodec) -> Version:
     """The document's version, after the checks a verbatim export makes (no model is built):
     format marker, schema name, a version this code reads, one whole msgpack value with no
     byte after it, and a payload naming the record's instance. DocumentError otherwise."""
-    doc = record.doc
-    header = _header(codec.schema)
-    start = len(header)
-    if doc.startswith(header) and len(doc) > start + 2 + len(_INSTANCE_KEY) + 18:
-        version = (doc[start], doc[start + 1])
-        at = start + 2
-        at += 1 if 0x80 <= doc[at] <= 0x8F else 3 if doc[at] == 0xDE else len(doc)
-        uid = doc[at + len(_INSTANCE_KEY) + 2 : at + len(_INSTANCE_KEY) + 18]
-        if (
-            max(version) < 0x80  # both positive fixints
-            and doc.startswith(_INSTANCE_KEY + _UUID_EXT, at)
-            and uid.hex() == record.instance_uuid.replace("-", "")
-            and _one_value(doc)
-        ):
-            _check_readable(codec, version)
-            return version
-    return _check_slowly(record, codec)  # another layout (or corrupt): decode the envelope
+    return DocumentChecker(codec).check(record.doc, record.instance_uuid)
+
+
+class DocumentChecker:
+    """:func:`check_document` for many documents: the header, the readable versions and one
+    msgpack unpacker are made once, not per document."""
+
+    def __init__(self, codec: DocumentCodec) -> None:
+        self.codec = codec
+        self.header = _header(codec.schema)
+        self._readable: dict[Version, bool] = {}
+        self._unpacker: msgpack.Unpacker | None = None
+
+    def check(self, doc: bytes, instance_uuid: str) -> Version:
+        """The version of ``doc`` (the document of ``instance_uuid``), or DocumentError."""
+        start = len(self.header)
+        if doc.startswith(self.header) and len(doc) > start + 2 + len(_INSTANCE_KEY) + 18:
+            version = (doc[start], doc[start + 1])
+            at = start + 2
+            at += 1 if 0x80 <= doc[at] <= 0x8F else 3 if doc[at] == 0xDE else len(doc)
+            uid = doc[at + len(_INSTANCE_KEY) + 2 : at + len(_INSTANCE_KEY) + 18]
+            if (
+                max(version) < 0x80  # both positive fixints
+                and doc.startswith(_INSTANCE_KEY + _UUID_EXT, at)
+                and uid.hex() == instance_uuid.replace("-", "")
+                and self._one_value(doc)
+            ):
+                if not self._readable.get(version):
+                    _check_readable(self.codec, version)
+                    self._readable[version] = True
+                return version
+        # another layout (or corrupt): decode the envelope
+        return _check_slowly(doc, instance_uuid, self.codec)
+
+    def _one_value(self, doc: bytes) -> bool:
+        """True if ``doc`` after the marker is exactly one msgpack value."""
+        size = len(doc) - len(MAGIC)
+        unpacker = self._unpacker
+        if unpacker is None or size > _UNPACKER_BUFFER:
+            unpacker = msgpack.Unpacker(max_buffer_size=max(size, _UNPACKER_BUFFER))
+        unpacker.feed(memoryview(doc)[len(MAGIC) :])
+        before = unpacker.tell()
+        try:
+            unpacker.skip()
+        except Exception:  # truncated or malformed: its bytes stay behind, start afresh
+            self._unpacker = None
+            return False
+        if unpacker.tell() - before != size:  # bytes after the value are left in the buffer
+            self._unpacker = None
+            return False
+        if size <= _UNPACKER_BUFFER:
+            self._unpacker = unpacker
+        return True
+
+
+_UNPACKER_BUFFER = 1 << 16
+"""Documents up to this size share one unpacker (its buffer is empty after each one)."""
 
 
 def _header(schema: str) -> bytes:
@@ -104,16 +145,6 @@ def _header(schema: str) -> bytes:
 
 
 _HEADERS: dict[str, bytes] = {}
-
-
-def _one_value(doc: bytes) -> bool:
-    unpacker = msgpack.Unpacker(max_buffer_size=len(doc))
-    unpacker.feed(memoryview(doc)[len(MAGIC) :])
-    try:
-        unpacker.skip()
-    except Exception:  # truncated or malformed
-        return False
-    return bool(unpacker.tell() == len(doc) - len(MAGIC))
 
 
 def _check_readable(codec: DocumentCodec, version: Version) -> None:
@@ -132,27 +163,25 @@ def _check_readable(codec: DocumentCodec, version: Version) -> None:
     )
 
 
-def _check_slowly(record: ExportRecord, codec: DocumentCodec) -> Version:
-    envelope = decode_envelope(record.doc, codec.limits)
+def _check_slowly(doc: bytes, instance_uuid: str, codec: DocumentCodec) -> Version:
+    envelope = decode_envelope(doc, codec.limits)
     if envelope.schema != codec.schema:
         raise IncompatibleSchemaError(
             f"document holds schema {envelope.schema!r}, expected {codec.schema!r}"
         )
     _check_readable(codec, envelope.version)
     uid = envelope.payload.get("instance_uuid")
-    if str(uid) != record.instance_uuid:
-        raise CorruptDocumentError(
-            f"spec record {record.instance_uuid} holds instance {uid}"
-        )
+    if str(uid) != instance_uuid:
+        raise CorruptDocumentError(f"spec record {instance_uuid} holds instance {uid}")
     return envelope.version
 
 
-def _decode_own(record: ExportRecord, codec: DocumentCodec) -> RequestSpec:
-    """The record's spec; CorruptDocumentError when it names another instance."""
-    spec = codec.decode(record.doc)
-    if str(spec.instance_uuid) != record.instance_uuid:
+def _decode_own(doc: bytes, instance_uuid: str, codec: DocumentCodec) -> RequestSpec:
+    """The spec in ``doc``; CorruptDocumentError when it names another instance."""
+    spec = codec.decode(doc)
+    if str(spec.instance_uuid) != instance_uuid:
         raise CorruptDocumentError(
-            f"spec record {record.instance_uuid} holds instance {spec.instance_uuid}"
+            f"spec record {instance_uuid} holds instance {spec.instance_uuid}"
         )
     return spec
 
@@ -163,35 +192,119 @@ def to_json_line(record: ExportRecord, codec: DocumentCodec, *, validate: bool =
     ``validate=True`` decodes the document through the model; otherwise the checks of
     :func:`check_document` are made and a current-version payload is transcoded as is.
     """
-    line = _meta(record)
-    if validate or check_document(record, codec) != codec.current_version:
-        spec = _decode_own(record, codec)
-        line["document"] = json_codec.to_json_document(spec, codec)
-        return json.dumps(line, sort_keys=True, separators=(",", ":"))
-    try:
-        payload = ormsgpack.unpackb(
-            memoryview(record.doc)[len(MAGIC) :], ext_hook=_json_ext, option=_NON_STR_KEYS
-        )[3]
-        line["document"] = {
-            "schema": codec.schema,
-            "version": format_version(codec.current_version),
-            "spec": _text_keys(payload),
-        }
-        return json.dumps(line, sort_keys=True, separators=(",", ":"))
-    except Exception:  # a value the transcoder does not know: let the model decide
-        return to_json_line(record, codec, validate=True)
+    encoder = RecordEncoder(codec, "jsonl", validate=validate)
+    return encoder.encode(record)[:-1].decode("utf-8")
 
 
 def to_msgpack(record: ExportRecord, codec: DocumentCodec, *, validate: bool = False) -> bytes:
     """The record as one msgpack map, the document kept byte for byte; checked by
     :func:`check_document`, or decoded through the model with ``validate=True``."""
-    if validate:
-        _decode_own(record, codec)
-    else:
-        check_document(record, codec)
-    item = _meta(record)
-    item["doc"] = record.doc
-    return ormsgpack.packb(item)
+    return RecordEncoder(codec, "msgpack", validate=validate).encode(record)
+
+
+class RecordEncoder:
+    """Export records to the bytes written for them (a JSON line with its newline, or one
+    msgpack map), for a whole export: what can be made once is made once.
+
+    The bytes are those of :func:`to_json_line` / :func:`to_msgpack`. JSON lines are written
+    with orjson when that gives the very bytes of ``json.dumps(sort_keys=True,
+    separators=(",", ":"))`` (ASCII text and no float: otherwise ``json.dumps`` writes them).
+    """
+
+    def __init__(self, codec: DocumentCodec, fmt: str, *, validate: bool = False) -> None:
+        self.codec = codec
+        self.jsonl = fmt == "jsonl"
+        self.validate = validate
+        self.checker = DocumentChecker(codec)
+        self._document_head = {
+            "schema": codec.schema,
+            "version": format_version(codec.current_version),
+        }
+
+    def from_hash(self, store: str, instance_uuid: str, raw: dict[bytes, bytes]) -> bytes:
+        """The bytes of the stored spec ``raw`` (an HGETALL reply); DocumentError when it
+        is not a readable spec of ``instance_uuid``."""
+        doc, rev = raw.get(b"doc"), raw.get(b"rev")
+        if doc is None or rev is None or not rev.isdigit():
+            raise CorruptDocumentError(
+                f"spec record {instance_uuid} in {store!r} lacks doc or rev"
+            )
+        get = raw.get
+        item: dict[str, Any] = {
+            "instance_uuid": instance_uuid,
+            "store": store,
+            "rev": int(rev),
+            "schema": get(b"schema", b"").decode("utf-8", "replace"),
+            "project_id": get(b"project_id", b"").decode("utf-8", "replace"),
+            "user_id": get(b"user_id", b"").decode("utf-8", "replace"),
+            "created_at": get(b"created_at", b"").decode("utf-8", "replace"),
+            "updated_at": get(b"updated_at", b"").decode("utf-8", "replace"),
+        }
+        return self._encode(item, doc)
+
+    def encode(self, record: ExportRecord) -> bytes:
+        return self._encode(_meta(record), record.doc)
+
+    def _encode(self, item: dict[str, Any], doc: bytes) -> bytes:
+        if self.validate:
+            return self._through_model(item, doc)
+        version = self.checker.check(doc, item["instance_uuid"])
+        if not self.jsonl:
+            item["doc"] = doc
+            return ormsgpack.packb(item)
+        if version != self.codec.current_version:
+            return self._through_model(item, doc)
+        try:
+            payload = ormsgpack.unpackb(
+                memoryview(doc)[len(MAGIC) :], ext_hook=_json_ext, option=_NON_STR_KEYS
+            )[3]
+            item["document"] = {**self._document_head, "spec": _text_keys(payload)}
+            floats = (b"\xcb" in doc or b"\xca" in doc) and _has_float(payload)
+            return _json_bytes(item, fast=not floats)
+        except Exception:  # a value the transcoder does not know: let the model decide
+            item.pop("document", None)
+            return self._through_model(item, doc)
+
+    def _through_model(self, item: dict[str, Any], doc: bytes) -> bytes:
+        """The record's bytes written from the model (every field validated)."""
+        codec = self.codec
+        spec = _decode_own(doc, item["instance_uuid"], codec)
+        if self.jsonl:
+            item["document"] = json_codec.to_json_document(spec, codec)
+            return _json_bytes(item, fast=False)
+        item["doc"] = doc
+        return ormsgpack.packb(item)
+
+
+def _json_bytes(item: dict[str, Any], *, fast: bool = True) -> bytes:
+    """``json.dumps(item, sort_keys=True, separators=(",", ":"))`` and a newline, as bytes.
+
+    orjson writes it when its bytes are the same: JSON without floats (their notation
+    differs), whose text is printable ASCII (json.dumps escapes the rest) and whose map keys
+    are all strings (orjson refuses others)."""
+    if fast:
+        try:
+            data = orjson.dumps(item, option=_ORJSON_LINE)
+        except TypeError:  # a non-text key, an integer past 64 bits
+            pass
+        else:
+            if data.isascii() and b"\x7f" not in data:
+                return data
+    return json.dumps(item, sort_keys=True, separators=(",", ":")).encode("ascii") + b"\n"
+
+
+_ORJSON_LINE = orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE
+
+
+def _has_float(value: Any) -> bool:
+    """True if ``value`` (decoded JSON-like data) holds a float anywhere."""
+    if isinstance(value, float):
+        return True
+    if isinstance(value, dict):
+        return any(_has_float(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_float(v) for v in value)
+    return False
 
 
 _NON_STR_KEYS = ormsgpack.OPT_NON_STR_KEYS
