@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import tempfile
 from collections import Counter
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
@@ -16,9 +17,11 @@ from functools import partial
 from typing import BinaryIO, Literal
 
 import msgpack
+import ormsgpack
 import redis
 
 from serializers.envelope import format_version
+from serializers.msgpack_codec import DocumentCodec
 from serializers.nova import from_nova_primitive
 from specstore import lua, observability, two_phase
 from specstore.connection import backend_errors, is_wrong_type, read_hashes
@@ -30,11 +33,13 @@ from specstore.errors import (
     SpecStoreError,
 )
 from specstore.export_format import (
+    DocumentChecker,
     ExportRecord,
     RecordEncoder,
     parse_json_record,
     parse_msgpack_record,
     record_from_hash,
+    verbatim_msgpack_record,
 )
 from specstore.keys import API, normalize_uuid, validate_store_name
 from specstore.records import reply_error, reply_text
@@ -112,8 +117,12 @@ def _spec_key_matcher(prefix: str) -> Callable[[bytes], re.Match[bytes] | None]:
     hexa = rb"[0-9a-f]"
     uid = rb"-".join(hexa + b"{%d}" % n for n in (8, 4, 4, 4, 12))
     pattern = re.compile(
-        re.escape(prefix.encode()) + rb":(?:api|cell:(?!api:)(" + cell + rb")):spec:\{("
-        + uid + rb")\}"
+        re.escape(prefix.encode())
+        + rb":(?:api|cell:(?!api:)("
+        + cell
+        + rb")):spec:\{("
+        + uid
+        + rb")\}"
     )
     return pattern.fullmatch
 
@@ -244,14 +253,37 @@ def read_records(
     store: SpecStore,
     nova_store: str = API,
     now: str | None = None,
+    *,
+    validate: bool = False,
 ) -> Iterator[tuple[int, ExportRecord | SpecStoreError]]:
-    """(line or record number, record or the reason it is rejected) for every input record."""
+    """(line or record number, record or the reason it is rejected) for every input record.
+
+    JSON lines and Nova rows are validated through the model (a stored document is made
+    from it). msgpack records keep their document bytes after the checks of
+    :func:`specstore.export_format.verbatim_msgpack_record`; ``validate=True`` builds
+    their model too."""
+    for number, _, result in _records_at(source, fmt, store, nova_store, now, validate):
+        yield number, result
+
+
+def _records_at(
+    source: BinaryIO,
+    fmt: ImportFormat,
+    store: SpecStore,
+    nova_store: str,
+    now: str | None,
+    validate: bool,
+) -> Iterator[tuple[int, int, ExportRecord | SpecStoreError]]:
+    """:func:`read_records`, each with the offset in ``source`` just after its record."""
+    codec = store.codec
     if fmt == "jsonl":
+        end = 0
         for number, line in enumerate(source, 1):
+            end += len(line)
             if line.strip():
-                yield number, _guard(partial(_json_record, line, store))
+                yield number, end, _guard(partial(_json_record, line, codec))
     elif fmt == "msgpack":
-        limits = store.codec.limits
+        limits = codec.limits
         unpacker = msgpack.Unpacker(
             source,
             raw=False,
@@ -261,22 +293,29 @@ def read_records(
             max_array_len=limits.max_array_len,
             max_map_len=limits.max_map_len,
         )
+        checker = DocumentChecker(codec)
+        parse: Callable[[object], ExportRecord] = (
+            partial(_msgpack_record, codec=codec)
+            if validate
+            else partial(verbatim_msgpack_record, codec=codec, checker=checker)
+        )
         number = 0
         try:
             for number, item in enumerate(unpacker, 1):
-                yield number, _guard(partial(_msgpack_record, item, store))
+                yield number, unpacker.tell(), _guard(partial(parse, item))
         except (ValueError, msgpack.UnpackException) as exc:
-            yield number + 1, CorruptDocumentError(f"unreadable msgpack stream: {exc}")
+            error = CorruptDocumentError(f"unreadable msgpack stream: {exc}")
+            yield number + 1, unpacker.tell(), error
     else:
         yield from _read_nova_table(source, store, validate_store_name(nova_store), now)
 
 
-def _json_record(line: bytes, store: SpecStore) -> ExportRecord:
-    return parse_json_record(line, store.codec)[0]
+def _json_record(line: bytes, codec: DocumentCodec) -> ExportRecord:
+    return parse_json_record(line, codec)[0]
 
 
-def _msgpack_record(item: object, store: SpecStore) -> ExportRecord:
-    return parse_msgpack_record(item, store.codec)[0]
+def _msgpack_record(item: object, codec: DocumentCodec) -> ExportRecord:
+    return parse_msgpack_record(item, codec)[0]
 
 
 def _guard(parse: Callable[[], ExportRecord]) -> ExportRecord | SpecStoreError:
@@ -288,14 +327,16 @@ def _guard(parse: Callable[[], ExportRecord]) -> ExportRecord | SpecStoreError:
 
 def _read_nova_table(
     source: BinaryIO, store: SpecStore, target: str, now: str | None
-) -> Iterator[tuple[int, ExportRecord | SpecStoreError]]:
+) -> Iterator[tuple[int, int, ExportRecord | SpecStoreError]]:
     """Nova's api-database ``request_specs`` dump: a header, then instance_uuid<TAB>spec JSON."""
     stamp = now or store.clock()
+    end = 0
     for number, raw_line in enumerate(source, 1):
+        end += len(raw_line)
         line = raw_line.decode("utf-8", "replace").rstrip("\r\n")
         if not line.strip() or (number == 1 and line.startswith("instance_uuid")):
             continue
-        yield number, _guard(partial(_nova_row, line, store, target, stamp))
+        yield number, end, _guard(partial(_nova_row, line, store, target, stamp))
 
 
 def _nova_row(line: str, store: SpecStore, target: str, stamp: str) -> ExportRecord:
@@ -334,35 +375,79 @@ def import_specs(
     batch: int = 500,
     nova_store: str = API,
     progress: Progress | None = None,
+    validate: bool = False,
 ) -> ImportSummary:
     """Validate every record first, then write the valid ones (unless ``dry_run``).
 
-    ``open_source`` is called once per pass. Existing specs are kept unless ``overwrite``
-    (and then only in the same store: a spec never gets a second home). Re-running an import
-    is safe: records already stored identically count as ``unchanged``.
+    ``open_source`` is called once per pass. The first pass checks every record once (see
+    :func:`read_records`; ``validate`` builds the model of msgpack records too) and keeps
+    the valid ones in a temporary file; the second writes them from there, reading the
+    source again only as far as the records written (so that a caller counting its reads
+    sees the writing progress). Existing specs are kept unless ``overwrite`` (and then only
+    in the same store: a spec never gets a second home). Re-running an import is safe:
+    records already stored identically count as ``unchanged``.
     """
     summary = ImportSummary(dry_run=dry_run)
     now = store.clock()
-    with open_source() as source:
-        for number, result in read_records(source, fmt, store, nova_store, now):
-            summary.read += 1
-            if isinstance(result, SpecStoreError):
-                summary.rejected += 1
-                _note(summary.problems, f"line {number}: {result}")
-            else:
-                summary.valid += 1
-    if dry_run or summary.valid == 0:
-        return summary
-    pending: list[ExportRecord] = []
-    with open_source() as source:
-        for _, result in read_records(source, fmt, store, nova_store, now):
-            if isinstance(result, ExportRecord):
-                pending.append(result)
+    with tempfile.TemporaryFile() as spool:
+        with open_source() as source:
+            for number, end, result in _records_at(source, fmt, store, nova_store, now, validate):
+                summary.read += 1
+                if isinstance(result, SpecStoreError):
+                    summary.rejected += 1
+                    _note(summary.problems, f"line {number}: {result}")
+                else:
+                    summary.valid += 1
+                    if not dry_run:
+                        spool.write(_spooled(end, result))
+        if dry_run or summary.valid == 0:
+            return summary
+        spool.seek(0)
+        with open_source() as source:
+            pending: list[ExportRecord] = []
+            read = 0
+            for end, record in _unspooled(spool, store.codec.limits.max_document_bytes):
+                pending.append(record)
                 if len(pending) >= batch:
                     _restore_batch(store, pending, overwrite, summary, progress)
+                    read = _read_up_to(source, read, end)
                     pending = []
-    _restore_batch(store, pending, overwrite, summary, progress)
+            _restore_batch(store, pending, overwrite, summary, progress)
+            _read_up_to(source, read, None)
     return summary
+
+
+def _spooled(end: int, record: ExportRecord) -> bytes:
+    return ormsgpack.packb(
+        [
+            end,
+            record.instance_uuid,
+            record.store,
+            record.rev,
+            record.doc,
+            record.schema,
+            record.project_id,
+            record.user_id,
+            record.created_at,
+            record.updated_at,
+        ]
+    )
+
+
+def _unspooled(spool: BinaryIO, max_doc: int) -> Iterator[tuple[int, ExportRecord]]:
+    """The records :func:`_spooled` wrote (checked already), each with its source offset."""
+    for end, *fields in msgpack.Unpacker(spool, raw=False, max_buffer_size=2 * max_doc + 4096):
+        yield end, ExportRecord(*fields)
+
+
+def _read_up_to(source: BinaryIO, position: int, end: int | None) -> int:
+    """Read ``source`` on from ``position`` to ``end`` (None: to its end); the position."""
+    while end is None or position < end:
+        chunk = source.read(1 << 16 if end is None else min(1 << 16, end - position))
+        if not chunk:
+            break
+        position += len(chunk)
+    return position
 
 
 IMPORT_OUTCOMES = ("created", "replaced", "unchanged", "existing", "failed")

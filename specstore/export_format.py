@@ -27,6 +27,7 @@ or ``user_id`` disagrees with its own document is refused.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +42,7 @@ from serializers.msgpack_codec import DocumentCodec
 from specstore.errors import CorruptDocumentError, IncompatibleSchemaError, InvalidInputError
 from specstore.keys import normalize_uuid, validate_store_name
 from specstore.model import RequestSpec
+from specstore.model.persistence import PERSISTED_FIELDS, TRANSIENT_GROUP_FIELDS
 
 META_FIELDS = ("schema", "project_id", "user_id", "created_at", "updated_at")
 
@@ -346,9 +348,12 @@ def _meta(record: ExportRecord) -> dict[str, Any]:
 def parse_json_record(text: str | bytes, codec: DocumentCodec) -> tuple[ExportRecord, RequestSpec]:
     """An export JSON line back to a record (document re-encoded) and its validated spec."""
     try:
-        item = json.loads(text)
-    except (ValueError, RecursionError) as exc:
-        raise CorruptDocumentError(f"not valid JSON: {exc}") from exc
+        item = orjson.loads(text)
+    except orjson.JSONDecodeError:  # NaN, integers past 64 bits, or not JSON: as json reads
+        try:
+            item = json.loads(text)
+        except (ValueError, RecursionError) as exc:
+            raise CorruptDocumentError(f"not valid JSON: {exc}") from exc
     if not isinstance(item, dict):
         raise CorruptDocumentError("an export line is a JSON object")
     document = item.get("document")
@@ -367,6 +372,62 @@ def parse_msgpack_record(item: object, codec: DocumentCodec) -> tuple[ExportReco
     return _record(item, spec, envelope.version, codec), spec
 
 
+def verbatim_msgpack_record(
+    item: object, codec: DocumentCodec, checker: DocumentChecker | None = None
+) -> ExportRecord:
+    """A decoded msgpack export map back to a record that keeps its document bytes, without
+    building a model: the checks of :func:`check_document` (marker, schema, a readable
+    version, one whole msgpack value, the record's instance), the document is at the
+    version this codec writes, its payload a map of persisted fields only (no per-request
+    field, no group members or hosts, no unknown field: otherwise it goes through
+    :func:`parse_msgpack_record`), and the record's metadata is checked as there (uuid,
+    store, rev, text metadata, schema, project_id and user_id agreeing with the document).
+
+    What this does not check is the model's field validation: a document that passes these
+    checks but not the model is stored as it is (and refused when read), and one specstore
+    did not write is kept in its own spelling (fields at their default written out, say);
+    ``validate=True`` on import builds the model and writes the document from it."""
+    if not isinstance(item, dict) or not isinstance(item.get("doc"), bytes):
+        raise CorruptDocumentError("a msgpack export record is a map with a 'doc'")
+    doc: bytes = item["doc"]
+    uid = item.get("instance_uuid")
+    if not isinstance(uid, str):
+        raise CorruptDocumentError("record has no instance_uuid")
+    try:
+        uid = normalize_uuid(uid)
+    except InvalidInputError as exc:
+        raise CorruptDocumentError(str(exc)) from exc
+    version = (checker or DocumentChecker(codec)).check(doc, uid)
+    if version != codec.write_version:
+        return parse_msgpack_record(item, codec)[0]
+    try:
+        payload = ormsgpack.unpackb(memoryview(doc)[len(MAGIC) :], ext_hook=_ignore_ext)[3]
+    except ormsgpack.MsgpackDecodeError:
+        payload = None
+    if not isinstance(payload, dict) or not _only_persisted(payload):
+        return parse_msgpack_record(item, codec)[0]  # the model says what is wrong, or drops
+    project_id, user_id = payload.get("project_id") or "", payload.get("user_id") or ""
+    if not (isinstance(project_id, str) and isinstance(user_id, str)):
+        return parse_msgpack_record(item, codec)[0]
+    return _checked(item, uid, version, project_id, user_id, (version, doc), codec)
+
+
+def _only_persisted(payload: dict[Any, Any]) -> bool:
+    """True if ``payload`` holds only fields that are persisted (no per-request field, no
+    group members or hosts, no field this version does not know)."""
+    if not _PERSISTED.issuperset(payload):
+        return False
+    group = payload.get("instance_group")
+    return not (isinstance(group, dict) and not TRANSIENT_GROUP_FIELDS.isdisjoint(group))
+
+
+_PERSISTED = frozenset(PERSISTED_FIELDS)
+
+
+def _ignore_ext(code: int, data: bytes) -> None:
+    return None
+
+
 def _record(
     item: dict[str, Any], spec: RequestSpec, read_version: Version, codec: DocumentCodec
 ) -> ExportRecord:
@@ -377,11 +438,37 @@ def _record(
         raise CorruptDocumentError("record has no instance_uuid")
     try:
         uid = normalize_uuid(uid)
-        store = validate_store_name(item.get("store", ""))
     except InvalidInputError as exc:
         raise CorruptDocumentError(str(exc)) from exc
     if uid != str(spec.instance_uuid):
         raise CorruptDocumentError(f"record {uid} holds the spec of {spec.instance_uuid}")
+    return _checked(
+        item,
+        uid,
+        read_version,
+        spec.project_id or "",
+        spec.user_id or "",
+        lambda: codec.encode_versioned(spec),
+        codec,
+    )
+
+
+def _checked(
+    item: dict[str, Any],
+    uid: str,
+    read_version: Version,
+    project_id: str,
+    user_id: str,
+    written: tuple[Version, bytes] | Callable[[], tuple[Version, bytes]],
+    codec: DocumentCodec,
+) -> ExportRecord:
+    """The record of ``uid`` (whose document was read at ``read_version`` and names these
+    owners), its metadata checked against what the record claims, with the document
+    ``written`` (version and bytes, or what makes them)."""
+    try:
+        store = validate_store_name(item.get("store", ""))
+    except InvalidInputError as exc:
+        raise CorruptDocumentError(str(exc)) from exc
     rev = item.get("rev")
     if type(rev) is not int or rev < 1:
         raise CorruptDocumentError(f"record {uid} has no positive integer rev")
@@ -390,14 +477,14 @@ def _record(
         raise CorruptDocumentError(f"record {uid} has non-text metadata")
     derived = {
         "schema": f"{codec.schema}/{format_version(read_version)}",
-        "project_id": spec.project_id or "",
-        "user_id": spec.user_id or "",
+        "project_id": project_id,
+        "user_id": user_id,
     }
     for name, value in derived.items():
         if meta[name] and meta[name] != value:
             raise CorruptDocumentError(
                 f"record {uid} says {name} {meta[name][:80]!r}, its document {value!r}"
             )
-    version, doc = codec.encode_versioned(spec)
+    version, doc = written if isinstance(written, tuple) else written()
     meta.update(derived, schema=f"{codec.schema}/{format_version(version)}")
     return ExportRecord(uid, store, rev, doc, **meta)
