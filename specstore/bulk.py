@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from functools import partial
-from typing import BinaryIO, Literal
+from typing import Any, BinaryIO, Literal
 
 import msgpack
 import ormsgpack
@@ -33,6 +33,7 @@ from specstore.errors import (
     SpecStoreError,
 )
 from specstore.export_format import (
+    EXPORT_FIELDS,
     DocumentChecker,
     ExportRecord,
     RecordEncoder,
@@ -184,27 +185,51 @@ def _export_batch(
     encoder: RecordEncoder,
     summary: ExportSummary,
 ) -> None:
-    chunks: list[bytes] = []
-    for item, raw in zip(keys, _hgetall_many(backend, keys), strict=True):
-        if raw is None:
+    for item, values in zip(keys, _read_for_export(backend, keys), strict=True):
+        if values is None:
             summary.skipped += 1
             _note(summary.problems, f"{item.store} {item.instance_uuid}: {NOT_A_HASH}")
             _foreign(item)
             continue
-        if not raw:
+        if not values:
             continue  # deleted since the scan saw it
-        if b"moving_to" in raw and store.locate(item.instance_uuid) != item.store:
+        if values[-1] is not None and store.locate(item.instance_uuid) != item.store:
             continue  # the frozen source of a move whose cell copy took over
         try:
-            chunks.append(encoder.from_hash(item.store, item.instance_uuid, raw))
+            data = encoder.from_fields(item.store, item.instance_uuid, values)
         except DocumentError as exc:
             summary.skipped += 1
             _note(summary.problems, f"{item.store} {item.instance_uuid}: {exc}")
-    if chunks:
-        data = b"".join(chunks)
-        out.write(data)
-        summary.exported += len(chunks)
+            continue
+        out.write(data)  # record by record: no second copy of the batch in memory
+        summary.exported += 1
         summary.bytes_written += len(data)
+
+
+def _read_for_export(backend: Backend, keys: list[SpecKey]) -> list[list[bytes | None] | None]:
+    """The fields an export writes (:data:`EXPORT_FIELDS`) of each spec key, in one
+    pipeline of HMGET (a list per key, no map built); [] for a key deleted since the scan,
+    None for a key of another type. Keys lacking doc or rev are read again whole, to tell
+    a deleted key from a damaged hash (which keeps its list, to be refused)."""
+    if not keys:
+        return []
+    with backend_errors(f"read {len(keys)} specs", writes=False):
+        pipe = backend.client.pipeline(transaction=False)
+        for item in keys:
+            pipe.execute_command("HMGET", item.key, *EXPORT_FIELDS)
+        replies: list[Any] = pipe.execute(raise_on_error=False)
+    for reply in replies:
+        if isinstance(reply, Exception) and not is_wrong_type(reply):
+            raise reply
+    found: list[list[bytes | None] | None] = [
+        None if isinstance(reply, Exception) else reply for reply in replies
+    ]
+    lacking = [i for i, values in enumerate(found) if values and None in values[:2]]
+    if lacking:
+        whole = _hgetall_many(backend, [keys[i] for i in lacking])
+        for index, raw in zip(lacking, whole, strict=True):
+            found[index] = None if raw is None else [] if not raw else found[index]
+    return found
 
 
 def _foreign(item: SpecKey) -> None:

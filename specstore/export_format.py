@@ -72,6 +72,8 @@ def record_from_hash(store: str, instance_uuid: str, raw: dict[bytes, bytes]) ->
 
 
 _META_KEYS = tuple(name.encode() for name in META_FIELDS)
+EXPORT_FIELDS = (b"doc", b"rev", *_META_KEYS, b"moving_to")
+"""The fields of a spec hash an export reads: the record's, and the move marker last."""
 _INSTANCE_KEY = b"\xadinstance_uuid"
 _UUID_EXT = b"\xd8" + bytes([EXT_UUID])
 
@@ -226,21 +228,26 @@ class RecordEncoder:
     def from_hash(self, store: str, instance_uuid: str, raw: dict[bytes, bytes]) -> bytes:
         """The bytes of the stored spec ``raw`` (an HGETALL reply); DocumentError when it
         is not a readable spec of ``instance_uuid``."""
-        doc, rev = raw.get(b"doc"), raw.get(b"rev")
+        return self.from_fields(store, instance_uuid, [raw.get(f) for f in EXPORT_FIELDS])
+
+    def from_fields(
+        self, store: str, instance_uuid: str, values: list[bytes | None]
+    ) -> bytes:
+        """:meth:`from_hash` of the hash's :data:`EXPORT_FIELDS` (an HMGET reply)."""
+        doc, rev, schema, project_id, user_id, created_at, updated_at = values[:7]
         if doc is None or rev is None or not rev.isdigit():
             raise CorruptDocumentError(
                 f"spec record {instance_uuid} in {store!r} lacks doc or rev"
             )
-        get = raw.get
         item: dict[str, Any] = {
             "instance_uuid": instance_uuid,
             "store": store,
             "rev": int(rev),
-            "schema": get(b"schema", b"").decode("utf-8", "replace"),
-            "project_id": get(b"project_id", b"").decode("utf-8", "replace"),
-            "user_id": get(b"user_id", b"").decode("utf-8", "replace"),
-            "created_at": get(b"created_at", b"").decode("utf-8", "replace"),
-            "updated_at": get(b"updated_at", b"").decode("utf-8", "replace"),
+            "schema": _text(schema),
+            "project_id": _text(project_id),
+            "user_id": _text(user_id),
+            "created_at": _text(created_at),
+            "updated_at": _text(updated_at),
         }
         return self._encode(item, doc)
 
@@ -276,6 +283,10 @@ class RecordEncoder:
             return _json_bytes(item, fast=False)
         item["doc"] = doc
         return ormsgpack.packb(item)
+
+
+def _text(value: bytes | None) -> str:
+    return "" if value is None else value.decode("utf-8", "replace")
 
 
 def _json_bytes(item: dict[str, Any], *, fast: bool = True) -> bytes:

@@ -20,7 +20,7 @@ from serializers import DEFAULT_CODEC, MAGIC
 from serializers.envelope import _packb_reference
 from serializers.msgpack_codec import DocumentCodec
 from specstore import RequestContext, SpecStore, export_format
-from specstore.bulk import _spec_key_matcher, export_specs
+from specstore.bulk import SpecKey, _read_for_export, _spec_key_matcher, export_specs
 from specstore.errors import CorruptDocumentError, DocumentError, IncompatibleSchemaError
 from specstore.export_format import (
     DocumentChecker,
@@ -44,9 +44,7 @@ def _record(doc: bytes, uid: uuid.UUID | str = UID) -> ExportRecord:
 
 
 def _both(record: ExportRecord) -> None:
-    assert to_json_line(record, DEFAULT_CODEC) == to_json_line(
-        record, DEFAULT_CODEC, validate=True
-    )
+    assert to_json_line(record, DEFAULT_CODEC) == to_json_line(record, DEFAULT_CODEC, validate=True)
     assert to_msgpack(record, DEFAULT_CODEC) == to_msgpack(record, DEFAULT_CODEC, validate=True)
 
 
@@ -160,8 +158,17 @@ def test_one_checker_refuses_each_bad_document_and_still_accepts_the_next_good_o
     monkeypatch.setattr(export_format, "_check_slowly", counted)
     checker = DocumentChecker(DEFAULT_CODEC)
     good = _good()
-    sequence = [good, CORRUPT["truncated"], good, CORRUPT["trailing byte"], good,
-                CORRUPT["two bodies"], good, good[:20], good]
+    sequence = [
+        good,
+        CORRUPT["truncated"],
+        good,
+        CORRUPT["trailing byte"],
+        good,
+        CORRUPT["two bodies"],
+        good,
+        good[:20],
+        good,
+    ]
     for doc in sequence:
         if doc == good:
             assert checker.check(doc, str(UID)) == (1, 0)
@@ -184,21 +191,40 @@ def test_one_checker_refuses_each_bad_document_and_still_accepts_the_next_good_o
 def test_json_lines_are_the_bytes_of_json_dumps_whatever_the_values(value: object) -> None:
     payload = persisted_payload(typical_spec(UID))
     payload["image"] = {**payload["image"], "properties": {"p": value, "q": "x"}}
-    record = ExportRecord(str(UID), "api", 3, _body(["RequestSpec", 1, 0, payload]),
-                          "RequestSpec/1.0", "p", "u", "t0", "t1")
-    item = {**_meta_of(record), "document": {
-        "schema": "RequestSpec", "version": "1.0",
-        "spec": msgpack.unpackb(record.doc[len(MAGIC):], raw=False, ext_hook=_ext)[3],
-    }}
+    record = ExportRecord(
+        str(UID),
+        "api",
+        3,
+        _body(["RequestSpec", 1, 0, payload]),
+        "RequestSpec/1.0",
+        "p",
+        "u",
+        "t0",
+        "t1",
+    )
+    item = {
+        **_meta_of(record),
+        "document": {
+            "schema": "RequestSpec",
+            "version": "1.0",
+            "spec": msgpack.unpackb(record.doc[len(MAGIC) :], raw=False, ext_hook=_ext)[3],
+        },
+    }
     expected = json.dumps(item, sort_keys=True, separators=(",", ":"))
     assert to_json_line(record, DEFAULT_CODEC) == expected
 
 
 def _meta_of(record: ExportRecord) -> dict[str, object]:
-    return {"instance_uuid": record.instance_uuid, "store": record.store, "rev": record.rev,
-            "schema": record.schema, "project_id": record.project_id,
-            "user_id": record.user_id, "created_at": record.created_at,
-            "updated_at": record.updated_at}
+    return {
+        "instance_uuid": record.instance_uuid,
+        "store": record.store,
+        "rev": record.rev,
+        "schema": record.schema,
+        "project_id": record.project_id,
+        "user_id": record.user_id,
+        "created_at": record.created_at,
+        "updated_at": record.updated_at,
+    }
 
 
 def _ext(code: int, data: bytes) -> object:
@@ -208,8 +234,16 @@ def _ext(code: int, data: bytes) -> object:
 
 def test_record_encoder_from_a_hash_gives_the_bytes_of_to_json_line_and_to_msgpack() -> None:
     doc = _good()
-    raw = {b"doc": doc, b"rev": b"3", b"schema": b"RequestSpec/1.0", b"project_id": b"p",
-           b"user_id": b"u", b"created_at": b"t0", b"updated_at": b"t1", b"other": b"x"}
+    raw = {
+        b"doc": doc,
+        b"rev": b"3",
+        b"schema": b"RequestSpec/1.0",
+        b"project_id": b"p",
+        b"user_id": b"u",
+        b"created_at": b"t0",
+        b"updated_at": b"t1",
+        b"other": b"x",
+    }
     record = _record(doc)
     line = RecordEncoder(DEFAULT_CODEC, "jsonl").from_hash("api", str(UID), raw)
     assert line == (to_json_line(record, DEFAULT_CODEC) + "\n").encode()
@@ -256,3 +290,23 @@ def test_the_scan_key_matcher_accepts_exactly_what_parse_spec_key_parses(prefix:
             cell, uid = found.group(1, 2)
             got = ("api" if cell is None else cell.decode(), uid.decode())
         assert got == keys.parse_spec_key(text), text
+
+
+def test_export_reads_tell_a_deleted_key_from_a_damaged_hash_and_a_foreign_value() -> None:
+    store = SpecStore.from_url("memory://export-fast-fields")
+    spec = typical_spec()
+    store.create(RequestContext(store=store), spec)
+    uid, damaged, gone, foreign = (
+        str(u) for u in (spec.instance_uuid, *(uuid.uuid4() for _ in range(3)))
+    )
+    store.client.hset(store.keys.spec_key("api", damaged), "schema", "RequestSpec/1.0")
+    store.client.set(store.keys.spec_key("api", foreign), "not a hash")
+    keys = [SpecKey(store.keys.spec_key("api", u), "api", u) for u in (uid, damaged, gone, foreign)]
+    found = _read_for_export(store.topology.api, keys)
+    stored = store.client.hget(store.keys.spec_key("api", uid), "doc")
+    assert found[0] is not None and found[0][:2] == [stored, b"1"]
+    assert found[1] is not None and found[1][:3] == [None, None, b"RequestSpec/1.0"]
+    assert (found[2], found[3]) == ([], None)
+    summary = export_specs(store, io.BytesIO(), "jsonl")
+    assert (summary.exported, summary.skipped) == (1, 2)
+    assert any("lacks doc or rev" in p for p in summary.problems)
