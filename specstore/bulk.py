@@ -9,16 +9,19 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import tempfile
 from collections import Counter
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from functools import partial
-from typing import BinaryIO, Literal
+from typing import Any, BinaryIO, Literal
 
 import msgpack
+import ormsgpack
 import redis
 
 from serializers.envelope import format_version
+from serializers.msgpack_codec import DocumentCodec
 from serializers.nova import from_nova_primitive
 from specstore import lua, observability, two_phase
 from specstore.connection import backend_errors, is_wrong_type, read_hashes
@@ -30,12 +33,14 @@ from specstore.errors import (
     SpecStoreError,
 )
 from specstore.export_format import (
+    EXPORT_FIELDS,
+    DocumentChecker,
     ExportRecord,
+    RecordEncoder,
     parse_json_record,
     parse_msgpack_record,
     record_from_hash,
-    to_json_line,
-    to_msgpack,
+    verbatim_msgpack_record,
 )
 from specstore.keys import API, normalize_uuid, validate_store_name
 from specstore.records import reply_error, reply_text
@@ -75,18 +80,25 @@ def spec_key_batches(
     for index in range(first_backend, len(backends)):
         backend = backends[index]
         position = first_position if index == first_backend else None
+        match = _spec_key_matcher(backend.keys.prefix)
+        homes: dict[str, bool] = {}  # store -> read from this backend
         for raw_keys, next_position in scan_batches(
             backend.client, backend.keys.spec_pattern(None), batch, position
         ):
             keys = []
             for raw in raw_keys:
-                key = reply_text(raw)
-                parsed = backend.keys.parse_spec_key(key)
-                if parsed is None or (stores is not None and parsed[0] not in stores):
+                found = match(raw)
+                if found is None:
                     continue
-                if store.topology.backend_for(parsed[0]) is not backend:
-                    continue
-                keys.append(SpecKey(key, *parsed))
+                cell, uid = found.group(1, 2)
+                name = API if cell is None else cell.decode()
+                wanted = homes.get(name)
+                if wanted is None:
+                    wanted = homes[name] = (stores is None or name in stores) and (
+                        store.topology.backend_for(name) is backend
+                    )
+                if wanted:
+                    keys.append(SpecKey(raw.decode(), name, uid.decode()))
             if next_position is not None:
                 resume: tuple[int, ScanPosition] | None = (index, next_position)
             elif index + 1 < len(backends):
@@ -94,6 +106,26 @@ def spec_key_batches(
             else:
                 resume = None
             yield backend, keys, resume
+
+
+def _spec_key_matcher(prefix: str) -> Callable[[bytes], re.Match[bytes] | None]:
+    """A matcher of the spec keys under ``prefix`` as SCAN returns them; its groups are the
+    cell name (None for the api store) and the instance uuid.
+
+    It accepts exactly the keys :meth:`Keyspace.parse_spec_key` parses (the tests compare
+    them): the api store or a valid cell name other than "api", and a canonical uuid."""
+    cell = rb"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}"
+    hexa = rb"[0-9a-f]"
+    uid = rb"-".join(hexa + b"{%d}" % n for n in (8, 4, 4, 4, 12))
+    pattern = re.compile(
+        re.escape(prefix.encode())
+        + rb":(?:api|cell:(?!api:)("
+        + cell
+        + rb")):spec:\{("
+        + uid
+        + rb")\}"
+    )
+    return pattern.fullmatch
 
 
 NOT_A_HASH = "the key holds a value that is not a spec hash (written by something else)"
@@ -133,10 +165,11 @@ def export_specs(
     also validates every document against the model.
     """
     summary = ExportSummary()
+    encoder = RecordEncoder(store.codec, fmt, validate=validate)
     for backend, keys, _ in spec_key_batches(store, stores, batch):
         with observability.batch("export", len(keys), backend):
             before, skipped = summary.exported, summary.skipped
-            _export_batch(store, backend, keys, out, fmt, validate, summary)
+            _export_batch(store, backend, keys, out, encoder, summary)
             observability.count_records("export", summary.exported - before)
             observability.count_corrupt("export", summary.skipped - skipped)
         if progress is not None:
@@ -149,34 +182,54 @@ def _export_batch(
     backend: Backend,
     keys: list[SpecKey],
     out: BinaryIO,
-    fmt: ExportFormat,
-    validate: bool,
+    encoder: RecordEncoder,
     summary: ExportSummary,
 ) -> None:
-    for item, raw in zip(keys, _hgetall_many(backend, keys), strict=True):
-        if raw is None:
+    for item, values in zip(keys, _read_for_export(backend, keys), strict=True):
+        if values is None:
             summary.skipped += 1
             _note(summary.problems, f"{item.store} {item.instance_uuid}: {NOT_A_HASH}")
             _foreign(item)
             continue
-        if not raw:
+        if not values:
             continue  # deleted since the scan saw it
-        if b"moving_to" in raw and store.locate(item.instance_uuid) != item.store:
+        if values[-1] is not None and store.locate(item.instance_uuid) != item.store:
             continue  # the frozen source of a move whose cell copy took over
         try:
-            record = record_from_hash(item.store, item.instance_uuid, raw)
-            if fmt == "jsonl":
-                line = to_json_line(record, store.codec, validate=validate)
-                data = (line + "\n").encode("utf-8")
-            else:
-                data = to_msgpack(record, store.codec, validate=validate)
+            data = encoder.from_fields(item.store, item.instance_uuid, values)
         except DocumentError as exc:
             summary.skipped += 1
             _note(summary.problems, f"{item.store} {item.instance_uuid}: {exc}")
             continue
-        out.write(data)
+        out.write(data)  # record by record: no second copy of the batch in memory
         summary.exported += 1
         summary.bytes_written += len(data)
+
+
+def _read_for_export(backend: Backend, keys: list[SpecKey]) -> list[list[bytes | None] | None]:
+    """The fields an export writes (:data:`EXPORT_FIELDS`) of each spec key, in one
+    pipeline of HMGET (a list per key, no map built); [] for a key deleted since the scan,
+    None for a key of another type. Keys lacking doc or rev are read again whole, to tell
+    a deleted key from a damaged hash (which keeps its list, to be refused)."""
+    if not keys:
+        return []
+    with backend_errors(f"read {len(keys)} specs", writes=False):
+        pipe = backend.client.pipeline(transaction=False)
+        for item in keys:
+            pipe.execute_command("HMGET", item.key, *EXPORT_FIELDS)
+        replies: list[Any] = pipe.execute(raise_on_error=False)
+    for reply in replies:
+        if isinstance(reply, Exception) and not is_wrong_type(reply):
+            raise reply
+    found: list[list[bytes | None] | None] = [
+        None if isinstance(reply, Exception) else reply for reply in replies
+    ]
+    lacking = [i for i, values in enumerate(found) if values and None in values[:2]]
+    if lacking:
+        whole = _hgetall_many(backend, [keys[i] for i in lacking])
+        for index, raw in zip(lacking, whole, strict=True):
+            found[index] = None if raw is None else [] if not raw else found[index]
+    return found
 
 
 def _foreign(item: SpecKey) -> None:
@@ -225,14 +278,37 @@ def read_records(
     store: SpecStore,
     nova_store: str = API,
     now: str | None = None,
+    *,
+    validate: bool = False,
 ) -> Iterator[tuple[int, ExportRecord | SpecStoreError]]:
-    """(line or record number, record or the reason it is rejected) for every input record."""
+    """(line or record number, record or the reason it is rejected) for every input record.
+
+    JSON lines and Nova rows are validated through the model (a stored document is made
+    from it). msgpack records keep their document bytes after the checks of
+    :func:`specstore.export_format.verbatim_msgpack_record`; ``validate=True`` builds
+    their model too."""
+    for number, _, result in _records_at(source, fmt, store, nova_store, now, validate):
+        yield number, result
+
+
+def _records_at(
+    source: BinaryIO,
+    fmt: ImportFormat,
+    store: SpecStore,
+    nova_store: str,
+    now: str | None,
+    validate: bool,
+) -> Iterator[tuple[int, int, ExportRecord | SpecStoreError]]:
+    """:func:`read_records`, each with the offset in ``source`` just after its record."""
+    codec = store.codec
     if fmt == "jsonl":
+        end = 0
         for number, line in enumerate(source, 1):
+            end += len(line)
             if line.strip():
-                yield number, _guard(partial(_json_record, line, store))
+                yield number, end, _guard(partial(_json_record, line, codec))
     elif fmt == "msgpack":
-        limits = store.codec.limits
+        limits = codec.limits
         unpacker = msgpack.Unpacker(
             source,
             raw=False,
@@ -242,22 +318,29 @@ def read_records(
             max_array_len=limits.max_array_len,
             max_map_len=limits.max_map_len,
         )
+        checker = DocumentChecker(codec)
+        parse: Callable[[object], ExportRecord] = (
+            partial(_msgpack_record, codec=codec)
+            if validate
+            else partial(verbatim_msgpack_record, codec=codec, checker=checker)
+        )
         number = 0
         try:
             for number, item in enumerate(unpacker, 1):
-                yield number, _guard(partial(_msgpack_record, item, store))
+                yield number, unpacker.tell(), _guard(partial(parse, item))
         except (ValueError, msgpack.UnpackException) as exc:
-            yield number + 1, CorruptDocumentError(f"unreadable msgpack stream: {exc}")
+            error = CorruptDocumentError(f"unreadable msgpack stream: {exc}")
+            yield number + 1, unpacker.tell(), error
     else:
         yield from _read_nova_table(source, store, validate_store_name(nova_store), now)
 
 
-def _json_record(line: bytes, store: SpecStore) -> ExportRecord:
-    return parse_json_record(line, store.codec)[0]
+def _json_record(line: bytes, codec: DocumentCodec) -> ExportRecord:
+    return parse_json_record(line, codec)[0]
 
 
-def _msgpack_record(item: object, store: SpecStore) -> ExportRecord:
-    return parse_msgpack_record(item, store.codec)[0]
+def _msgpack_record(item: object, codec: DocumentCodec) -> ExportRecord:
+    return parse_msgpack_record(item, codec)[0]
 
 
 def _guard(parse: Callable[[], ExportRecord]) -> ExportRecord | SpecStoreError:
@@ -269,14 +352,16 @@ def _guard(parse: Callable[[], ExportRecord]) -> ExportRecord | SpecStoreError:
 
 def _read_nova_table(
     source: BinaryIO, store: SpecStore, target: str, now: str | None
-) -> Iterator[tuple[int, ExportRecord | SpecStoreError]]:
+) -> Iterator[tuple[int, int, ExportRecord | SpecStoreError]]:
     """Nova's api-database ``request_specs`` dump: a header, then instance_uuid<TAB>spec JSON."""
     stamp = now or store.clock()
+    end = 0
     for number, raw_line in enumerate(source, 1):
+        end += len(raw_line)
         line = raw_line.decode("utf-8", "replace").rstrip("\r\n")
         if not line.strip() or (number == 1 and line.startswith("instance_uuid")):
             continue
-        yield number, _guard(partial(_nova_row, line, store, target, stamp))
+        yield number, end, _guard(partial(_nova_row, line, store, target, stamp))
 
 
 def _nova_row(line: str, store: SpecStore, target: str, stamp: str) -> ExportRecord:
@@ -315,35 +400,79 @@ def import_specs(
     batch: int = 500,
     nova_store: str = API,
     progress: Progress | None = None,
+    validate: bool = False,
 ) -> ImportSummary:
     """Validate every record first, then write the valid ones (unless ``dry_run``).
 
-    ``open_source`` is called once per pass. Existing specs are kept unless ``overwrite``
-    (and then only in the same store: a spec never gets a second home). Re-running an import
-    is safe: records already stored identically count as ``unchanged``.
+    ``open_source`` is called once per pass. The first pass checks every record once (see
+    :func:`read_records`; ``validate`` builds the model of msgpack records too) and keeps
+    the valid ones in a temporary file; the second writes them from there, reading the
+    source again only as far as the records written (so that a caller counting its reads
+    sees the writing progress). Existing specs are kept unless ``overwrite`` (and then only
+    in the same store: a spec never gets a second home). Re-running an import is safe:
+    records already stored identically count as ``unchanged``.
     """
     summary = ImportSummary(dry_run=dry_run)
     now = store.clock()
-    with open_source() as source:
-        for number, result in read_records(source, fmt, store, nova_store, now):
-            summary.read += 1
-            if isinstance(result, SpecStoreError):
-                summary.rejected += 1
-                _note(summary.problems, f"line {number}: {result}")
-            else:
-                summary.valid += 1
-    if dry_run or summary.valid == 0:
-        return summary
-    pending: list[ExportRecord] = []
-    with open_source() as source:
-        for _, result in read_records(source, fmt, store, nova_store, now):
-            if isinstance(result, ExportRecord):
-                pending.append(result)
+    with tempfile.TemporaryFile() as spool:
+        with open_source() as source:
+            for number, end, result in _records_at(source, fmt, store, nova_store, now, validate):
+                summary.read += 1
+                if isinstance(result, SpecStoreError):
+                    summary.rejected += 1
+                    _note(summary.problems, f"line {number}: {result}")
+                else:
+                    summary.valid += 1
+                    if not dry_run:
+                        spool.write(_spooled(end, result))
+        if dry_run or summary.valid == 0:
+            return summary
+        spool.seek(0)
+        with open_source() as source:
+            pending: list[ExportRecord] = []
+            read = 0
+            for end, record in _unspooled(spool, store.codec.limits.max_document_bytes):
+                pending.append(record)
                 if len(pending) >= batch:
                     _restore_batch(store, pending, overwrite, summary, progress)
+                    read = _read_up_to(source, read, end)
                     pending = []
-    _restore_batch(store, pending, overwrite, summary, progress)
+            _restore_batch(store, pending, overwrite, summary, progress)
+            _read_up_to(source, read, None)
     return summary
+
+
+def _spooled(end: int, record: ExportRecord) -> bytes:
+    return ormsgpack.packb(
+        [
+            end,
+            record.instance_uuid,
+            record.store,
+            record.rev,
+            record.doc,
+            record.schema,
+            record.project_id,
+            record.user_id,
+            record.created_at,
+            record.updated_at,
+        ]
+    )
+
+
+def _unspooled(spool: BinaryIO, max_doc: int) -> Iterator[tuple[int, ExportRecord]]:
+    """The records :func:`_spooled` wrote (checked already), each with its source offset."""
+    for end, *fields in msgpack.Unpacker(spool, raw=False, max_buffer_size=2 * max_doc + 4096):
+        yield end, ExportRecord(*fields)
+
+
+def _read_up_to(source: BinaryIO, position: int, end: int | None) -> int:
+    """Read ``source`` on from ``position`` to ``end`` (None: to its end); the position."""
+    while end is None or position < end:
+        chunk = source.read(1 << 16 if end is None else min(1 << 16, end - position))
+        if not chunk:
+            break
+        position += len(chunk)
+    return position
 
 
 IMPORT_OUTCOMES = ("created", "replaced", "unchanged", "existing", "failed")

@@ -775,6 +775,14 @@ def export(
         ),
     ] = None,
     batch: BatchOption = 500,
+    validate: Annotated[
+        bool,
+        typer.Option(
+            "--validate",
+            help="Decode every document through the model (slower); by default documents are "
+            "checked (marker, schema, version, one whole value, instance) and written as stored.",
+        ),
+    ] = False,
     quiet: QuietOption = False,
     redis_url: RedisUrlOption = None,
     prefix: PrefixOption = None,
@@ -799,7 +807,7 @@ def export(
                 progress_bar("exporting", show, total) as advance,
             ):
                 summary = bulk.export_specs(
-                    store, out, fmt.value, chosen, batch, interrupts.wrap(advance)
+                    store, out, fmt.value, chosen, batch, interrupts.wrap(advance), validate
                 )
                 interrupts.check()
         except BrokenPipeError:
@@ -955,6 +963,15 @@ def import_(
         typer.Option(metavar="STORE", help="Store the Nova table's rows go to (api or a cell)."),
     ] = API,
     batch: BatchOption = 500,
+    validate: Annotated[
+        bool,
+        typer.Option(
+            "--validate",
+            help="Also build the model of every msgpack record (JSON lines and Nova rows "
+            "always are); by default a msgpack record's document is checked (marker, schema, "
+            "version, one whole value, instance, owners) and stored as it is.",
+        ),
+    ] = False,
     quiet: QuietOption = False,
     redis_url: RedisUrlOption = None,
     prefix: PrefixOption = None,
@@ -1013,6 +1030,7 @@ def import_(
                         overwrite=overwrite,
                         batch=batch,
                         nova_store=nova_store,
+                        validate=validate,
                     )
                 else:
                     summary = bulk.import_specs(
@@ -1023,6 +1041,7 @@ def import_(
                         batch=batch,
                         nova_store=nova_store,
                         progress=wrote,
+                        validate=validate,
                     )
                 interrupts.check()
             except KeyboardInterrupt:

@@ -103,12 +103,16 @@ def dry_run_import(
     batch: int = 500,
     nova_store: str = API,
     progress: Progress | None = None,
+    validate: bool = False,
 ) -> ImportSummary:
-    """Validate every record and say what a real import would do with each valid one."""
+    """Validate every record (as :func:`specstore.bulk.read_records` does, ``validate`` as
+    there) and say what a real import would do with each valid one."""
     summary = ImportSummary(dry_run=True)
     pending: list[ExportRecord] = []
     with open_source() as source:
-        for number, result in read_records(source, fmt, store, nova_store, store.clock()):
+        for number, result in read_records(
+            source, fmt, store, nova_store, store.clock(), validate=validate
+        ):
             summary.read += 1
             if isinstance(result, SpecStoreError):
                 summary.rejected += 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import uuid
 from typing import Any, cast
 
 import msgpack
@@ -14,8 +15,8 @@ import pytest
 from serializers import MAGIC
 from serializers.envelope import encode_envelope
 from serializers.schemas.request_spec import SCHEMA
-from specstore import RequestContext, SpecStore
-from specstore.bulk import ImportFormat, import_specs
+from specstore import RequestContext, SpecStore, bulk
+from specstore.bulk import ImportFormat, export_specs, import_specs
 from tests.factories import typical_spec
 
 TRANSIENT = {
@@ -149,3 +150,100 @@ def test_import_refuses_an_owner_the_document_does_not_name(
     assert field in result.problems[0] and "someone-else" in result.problems[0]
     assert stored_hash(store, wrong) == {}
     assert stored_hash(store, missing)[field.encode()] == OWNER[field].encode()
+
+
+# -- one check per record, and what the verbatim msgpack path checks ----------------------------
+
+
+def _exported(count: int, fmt: str) -> tuple[SpecStore, bytes]:
+    source = SpecStore.from_url(f"memory://import-once-{fmt}")
+    ctx = RequestContext(store=source)
+    for _ in range(count):
+        source.create(ctx, typical_spec())
+    out = io.BytesIO()
+    export_specs(source, out, fmt)  # type: ignore[arg-type]
+    return SpecStore.from_url(f"memory://import-once-target-{fmt}"), out.getvalue()
+
+
+class Source(io.BytesIO):
+    """An input that remembers how far it was read when closed."""
+
+    final = -1
+
+    def close(self) -> None:
+        if not self.closed:
+            self.final = self.tell()
+        super().close()
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_each_record_is_parsed_once_and_both_passes_read_the_whole_source(
+    fmt: ImportFormat, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target, data = _exported(7, fmt)
+    parsed: list[object] = []
+    for name in ("parse_json_record", "parse_msgpack_record", "verbatim_msgpack_record"):
+        real = getattr(bulk, name)
+
+        def counted(*args: Any, _real: Any = real, **kwargs: Any) -> Any:
+            parsed.append(args[0])
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(bulk, name, counted)
+    sources: list[Source] = []
+
+    def open_source() -> Source:
+        sources.append(Source(data))
+        return sources[-1]
+
+    result = import_specs(target, open_source, fmt, batch=3)
+    assert (result.read, result.created) == (7, 7)
+    assert len(parsed) == 7
+    assert [s.final for s in sources] == [len(data), len(data)]
+
+
+def test_the_second_pass_reads_as_far_as_the_records_written() -> None:
+    target, data = _exported(5, "jsonl")
+    opened: list[Source] = []
+    seen: list[int] = []
+
+    def open_source() -> Source:
+        opened.append(Source(data))
+        return opened[-1]
+
+    import_specs(target, open_source, "jsonl", batch=2, progress=lambda _n: seen.append(
+        opened[-1].tell()))
+    lines = data.splitlines(keepends=True)
+    # progress is called as each batch is written, before the source is read past it
+    assert seen[:2] == [0, len(b"".join(lines[:2]))]
+    assert opened[-1].final == len(data)
+
+
+def test_a_msgpack_document_the_model_refuses_is_stored_verbatim_unless_validate() -> None:
+    uid = str(typical_spec().instance_uuid)
+    item = record(uid, OWNER)
+    payload = {k: v for k, v in full_payload(uid).items() if k not in TRANSIENT}
+    payload["instance_group"] = {
+        k: v for k, v in payload["instance_group"].items() if k not in ("members", "hosts")
+    }
+    payload["flavor"] = {**payload["flavor"], "memory_mb": 0}  # the model refuses it
+    item["payload"] = payload
+    data = encode([item], "msgpack")
+    sent = next(iter(msgpack.Unpacker(io.BytesIO(data), raw=False)))["doc"]
+    fast = SpecStore.from_url("memory://import-verbatim-fast")
+    result = import_specs(fast, lambda: io.BytesIO(data), "msgpack")
+    assert (result.created, result.rejected) == (1, 0)
+    assert stored_hash(fast, uid)[b"doc"] == sent  # the bytes as they came
+    checked = SpecStore.from_url("memory://import-verbatim-checked")
+    result = import_specs(checked, lambda: io.BytesIO(data), "msgpack", validate=True)
+    assert (result.created, result.rejected) == (0, 1)
+    assert not stored_hash(checked, uid)
+
+
+def test_the_verbatim_msgpack_path_still_refuses_a_document_of_another_instance() -> None:
+    uid, other = (str(typical_spec().instance_uuid) for _ in range(2))
+    item = record(uid, OWNER)
+    item["payload"] = {**item["payload"], "instance_uuid": uuid.UUID(other)}
+    result = run_import(SpecStore.from_url("memory://import-verbatim-other"),
+                        encode([item], "msgpack"), "msgpack")
+    assert (result.created, result.rejected) == (0, 1)
