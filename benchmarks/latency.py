@@ -31,7 +31,12 @@ from specstore.model import TRANSIENT_FIELDS, TRANSIENT_GROUP_FIELDS, RequestSpe
 from specstore.records import write_args
 from specstore.store import SpecStore
 
-SAVE_GET_TARGET = Target("ratio", "<=", 1.25)
+SAVE_GET_TARGET = Target("ratio", "<=", 1.4)
+"""Single save/get p50 within 1.4x of raw redis-py on the same bytes."""
+SAVE_GET_P99_TARGET = Target("ratio", "<=", 2.0)
+"""... and p99 within 2x of raw p99."""
+HAND_TARGET = Target("ratio", "<", 1.0)
+"""Faster than the hand-rolled pattern (pydantic JSON + SET/GET) at p50."""
 CELL = "cell1"
 
 JSON_EXCLUDE: dict[str, Any] = {
@@ -142,7 +147,7 @@ def _latency_rows(figure: int, results: dict[str, Latency], pairs: list[tuple[st
     rows: list[Row] = []
     for label, ours, theirs in pairs:
         for pct in ("p50", "p99"):
-            target = targets.get(label) if pct == "p50" else None
+            target = targets.get(label if pct == "p50" else f"{label} p99")
             note = (notes or {}).get(label, "") if pct == "p50" else ""
             rows.append(Row(figure, f"{label} latency {pct}", "us",
                             getattr(results[ours], pct), getattr(results[theirs], pct),
@@ -230,14 +235,15 @@ def figures_1_2(client: redis.Redis, prefix: str, counts: Counts) -> list[Row]:
               (("ss_save", "evalsha"), ("raw_save", "hset"), ("ss_get", "hgetall"))}
     sampling = (f"{counts.latency_runs} runs x {counts.latency_samples} calls after "
                 f"{counts.latency_warmup} warm-up calls, per op, ops interleaved run by run; "
-                "median of the runs' p50/p99; the target applies to p50")
+                "median of the runs' p50/p99")
     rows = _latency_rows(
         1, results,
         [("save", "ss_save", "raw_save"), ("get", "ss_get", "raw_get"),
          ("promote", "ss_promote", "raw_promote")],
         {"save": "raw HSET, same doc bytes", "get": "raw HGETALL, no decode",
          "promote": "raw MULTI RENAME+SET"},
-        {"save": SAVE_GET_TARGET, "get": SAVE_GET_TARGET},
+        {"save": SAVE_GET_TARGET, "get": SAVE_GET_TARGET,
+         "save p99": SAVE_GET_P99_TARGET, "get p99": SAVE_GET_P99_TARGET},
         notes={"save": f"Figure 1: {sampling}. save = store.save without rev (save.lua); the "
                "raw HSET writes the same six fields with the document encoded beforehand; "
                "get = store.get (HGETALL + decode + validate). Redis's own time per call "
@@ -253,7 +259,7 @@ def figures_1_2(client: redis.Redis, prefix: str, counts: Counts) -> list[Row]:
          ("promote", "ss_promote", "hand_promote")],
         {"save": "model_dump_json + SET", "get": "GET + model_validate_json",
          "promote": "WATCH/GET/MULTI RENAME+SET"},
-        {},
+        {"save": HAND_TARGET, "get": HAND_TARGET},
         notes={"save": "Figure 2: hand-rolled store = one STRING key per spec holding "
                "model_dump_json(exclude=transient fields); promote = WATCH location, GET it, "
                "MULTI RENAME + SET EXEC (3 round trips: the checked move without Lua)."},
