@@ -401,13 +401,7 @@ def verbatim_msgpack_record(
     if not isinstance(item, dict) or not isinstance(item.get("doc"), bytes):
         raise CorruptDocumentError("a msgpack export record is a map with a 'doc'")
     doc: bytes = item["doc"]
-    uid = item.get("instance_uuid")
-    if not isinstance(uid, str):
-        raise CorruptDocumentError("record has no instance_uuid")
-    try:
-        uid = normalize_uuid(uid)
-    except InvalidInputError as exc:
-        raise CorruptDocumentError(str(exc)) from exc
+    uid = _record_uuid(item)
     version = (checker or DocumentChecker(codec)).check(doc, uid)
     if version != codec.write_version:
         return parse_msgpack_record(item, codec)[0]
@@ -421,6 +415,17 @@ def verbatim_msgpack_record(
     if not (isinstance(project_id, str) and isinstance(user_id, str)):
         return parse_msgpack_record(item, codec)[0]
     return _checked(item, uid, version, project_id, user_id, (version, doc), codec)
+
+
+def _record_uuid(item: dict[str, Any]) -> str:
+    """The record's instance uuid, canonical; CorruptDocumentError when missing or malformed."""
+    uid = item.get("instance_uuid")
+    if not isinstance(uid, str):
+        raise CorruptDocumentError("record has no instance_uuid")
+    try:
+        return normalize_uuid(uid)
+    except InvalidInputError as exc:
+        raise CorruptDocumentError(str(exc)) from exc
 
 
 def _only_persisted(payload: dict[Any, Any]) -> bool:
@@ -444,13 +449,7 @@ def _record(
 ) -> ExportRecord:
     """The record to import: its document re-encoded from ``spec`` (persisted fields only),
     its metadata derived from that document and checked against what the record claims."""
-    uid = item.get("instance_uuid")
-    if not isinstance(uid, str):
-        raise CorruptDocumentError("record has no instance_uuid")
-    try:
-        uid = normalize_uuid(uid)
-    except InvalidInputError as exc:
-        raise CorruptDocumentError(str(exc)) from exc
+    uid = _record_uuid(item)
     if uid != str(spec.instance_uuid):
         raise CorruptDocumentError(f"record {uid} holds the spec of {spec.instance_uuid}")
     return _checked(
