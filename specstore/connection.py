@@ -141,7 +141,7 @@ def read_hashes(
 ) -> list[dict[bytes, bytes] | None]:
     """HGETALL of every key in one pipeline; None where a key holds something other than a hash
     (written by someone else). Any other failure raises. Call inside :func:`backend_errors`.
-    With ``held`` the pipeline goes over that thread's held connection to the same server."""
+    With ``held`` the pipeline goes over one of its spare connections to the same server."""
     if not keys:
         return []
     replies: list[Any]

@@ -76,7 +76,7 @@ def run_script(
     """EVALSHA; on NOSCRIPT (first use, or the server restarted) load the script and call again.
 
     Re-running is safe: NOSCRIPT means the script did not run at all. With ``held`` the call
-    goes over this thread's held connection to the same server.
+    goes over one of its spare connections to the same server.
     """
     execute = client.execute_command if held is None else held.execute
     try:
@@ -96,7 +96,7 @@ def run_scripts_pipelined(
 
     Calls that failed with NOSCRIPT did not run; they are re-run in a second pipeline after
     loading their scripts, which only happens on the first batch after a server restart.
-    With ``held`` the pipeline goes over this thread's held connection to the same server.
+    With ``held`` the pipeline goes over one of its spare connections to the same server.
     """
     replies = _pipeline(client, calls, held)
     missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]

@@ -37,7 +37,7 @@ class Backend:
     client: RedisClient
     keys: Keyspace
     held: HeldConnections | None = field(init=False, repr=False)
-    """A connection per thread for single commands (plain redis.Redis clients only)."""
+    """Spare connections for single commands and pipelines (plain redis.Redis clients only)."""
 
     def __post_init__(self) -> None:
         if self.client.get_encoder().decode_responses:
@@ -48,7 +48,7 @@ class Backend:
         object.__setattr__(self, "held", held_connections(self.client))
 
     def hgetall(self, key: str) -> dict[bytes, bytes]:
-        """HGETALL of one key (on the held connection when there is one)."""
+        """HGETALL of one key (on a spare connection when the client has them)."""
         if self.held is None:
             return cast(dict[bytes, bytes], self.client.hgetall(key))
         return cast(dict[bytes, bytes], as_dict(self.held.execute("HGETALL", key)))
