@@ -285,8 +285,8 @@ def read_records(
 
     JSON lines and Nova rows are validated through the model (a stored document is made
     from it). msgpack records keep their document bytes after the checks of
-    :func:`specstore.export_format.verbatim_msgpack_record`; ``validate=True`` builds
-    their model too."""
+    :func:`specstore.export_format.verbatim_msgpack_record` (the model's included);
+    ``validate=True`` writes their documents anew from the model."""
     for number, _, result in _records_at(source, fmt, store, nova_store, now, validate):
         yield number, result
 

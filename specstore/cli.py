@@ -967,9 +967,10 @@ def import_(
         bool,
         typer.Option(
             "--validate",
-            help="Also build the model of every msgpack record (JSON lines and Nova rows "
-            "always are); by default a msgpack record's document is checked (marker, schema, "
-            "version, one whole value, instance, owners) and stored as it is.",
+            help="Write every msgpack record's document anew from its model (JSON lines and "
+            "Nova rows always are); by default a msgpack record's document is checked (marker, "
+            "schema, version, one whole value, instance, owners, the model's validation) and "
+            "stored as it is.",
         ),
     ] = False,
     quiet: QuietOption = False,

@@ -387,17 +387,17 @@ def verbatim_msgpack_record(
     item: object, codec: DocumentCodec, checker: DocumentChecker | None = None
 ) -> ExportRecord:
     """A decoded msgpack export map back to a record that keeps its document bytes, without
-    building a model: the checks of :func:`check_document` (marker, schema, a readable
+    re-encoding it: the checks of :func:`check_document` (marker, schema, a readable
     version, one whole msgpack value, the record's instance), the document is at the
     version this codec writes, its payload a map of persisted fields only (no per-request
     field, no group members or hosts, no unknown field: otherwise it goes through
     :func:`parse_msgpack_record`), and the record's metadata is checked as there (uuid,
     store, rev, text metadata, schema, project_id and user_id agreeing with the document).
 
-    What this does not check is the model's field validation: a document that passes these
-    checks but not the model is stored as it is (and refused when read), and one specstore
-    did not write is kept in its own spelling (fields at their default written out, say);
-    ``validate=True`` on import builds the model and writes the document from it."""
+    The document is validated by the model too (a document it refuses is rejected, as on
+    every other path), but not re-encoded: one specstore did not write is kept in its own
+    spelling (fields at their default written out, say); ``validate=True`` on import writes
+    the document anew from the model."""
     if not isinstance(item, dict) or not isinstance(item.get("doc"), bytes):
         raise CorruptDocumentError("a msgpack export record is a map with a 'doc'")
     doc: bytes = item["doc"]
@@ -414,6 +414,7 @@ def verbatim_msgpack_record(
     project_id, user_id = payload.get("project_id") or "", payload.get("user_id") or ""
     if not (isinstance(project_id, str) and isinstance(user_id, str)):
         return parse_msgpack_record(item, codec)[0]
+    codec.decode(doc)  # the model's own checks: a document it refuses is never stored
     return _checked(item, uid, version, project_id, user_id, (version, doc), codec)
 
 

@@ -219,7 +219,7 @@ def test_the_second_pass_reads_as_far_as_the_records_written() -> None:
     assert opened[-1].final == len(data)
 
 
-def test_a_msgpack_document_the_model_refuses_is_stored_verbatim_unless_validate() -> None:
+def test_a_msgpack_document_the_model_refuses_is_never_stored() -> None:
     uid = str(typical_spec().instance_uuid)
     item = record(uid, OWNER)
     payload = {k: v for k, v in full_payload(uid).items() if k not in TRANSIENT}
@@ -229,15 +229,30 @@ def test_a_msgpack_document_the_model_refuses_is_stored_verbatim_unless_validate
     payload["flavor"] = {**payload["flavor"], "memory_mb": 0}  # the model refuses it
     item["payload"] = payload
     data = encode([item], "msgpack")
+    for validate in (False, True):
+        store = SpecStore.from_url(f"memory://import-refused-{validate}")
+        result = import_specs(store, lambda: io.BytesIO(data), "msgpack", validate=validate)
+        assert (result.created, result.rejected) == (0, 1)
+        assert not stored_hash(store, uid)
+
+
+def test_a_valid_msgpack_document_is_stored_as_it_came_unless_validate() -> None:
+    uid = str(typical_spec().instance_uuid)
+    item = record(uid, OWNER)
+    payload = {k: v for k, v in full_payload(uid).items() if k not in TRANSIENT}
+    payload["instance_group"] = {
+        k: v for k, v in payload["instance_group"].items() if k not in ("members", "hosts")
+    }
+    item["payload"] = payload
+    data = encode([item], "msgpack")
     sent = next(iter(msgpack.Unpacker(io.BytesIO(data), raw=False)))["doc"]
     fast = SpecStore.from_url("memory://import-verbatim-fast")
-    result = import_specs(fast, lambda: io.BytesIO(data), "msgpack")
-    assert (result.created, result.rejected) == (1, 0)
+    assert import_specs(fast, lambda: io.BytesIO(data), "msgpack").created == 1
     assert stored_hash(fast, uid)[b"doc"] == sent  # the bytes as they came
     checked = SpecStore.from_url("memory://import-verbatim-checked")
-    result = import_specs(checked, lambda: io.BytesIO(data), "msgpack", validate=True)
-    assert (result.created, result.rejected) == (0, 1)
-    assert not stored_hash(checked, uid)
+    assert import_specs(checked, lambda: io.BytesIO(data), "msgpack", validate=True).created == 1
+    fast_spec = fast.get(RequestContext(store=fast), uid).spec
+    assert checked.get(RequestContext(store=checked), uid).spec == fast_spec
 
 
 def test_the_verbatim_msgpack_path_still_refuses_a_document_of_another_instance() -> None:
