@@ -219,15 +219,21 @@ def test_the_second_pass_reads_as_far_as_the_records_written() -> None:
     assert opened[-1].final == len(data)
 
 
-def test_a_msgpack_document_the_model_refuses_is_never_stored() -> None:
+def persisted_record() -> tuple[str, dict[str, Any]]:
+    """A record of a new instance whose payload holds persisted fields only."""
     uid = str(typical_spec().instance_uuid)
     item = record(uid, OWNER)
     payload = {k: v for k, v in full_payload(uid).items() if k not in TRANSIENT}
     payload["instance_group"] = {
         k: v for k, v in payload["instance_group"].items() if k not in ("members", "hosts")
     }
-    payload["flavor"] = {**payload["flavor"], "memory_mb": 0}  # the model refuses it
     item["payload"] = payload
+    return uid, item
+
+
+def test_a_msgpack_document_the_model_refuses_is_never_stored() -> None:
+    uid, item = persisted_record()
+    item["payload"]["flavor"] = {**item["payload"]["flavor"], "memory_mb": 0}  # refused
     data = encode([item], "msgpack")
     for validate in (False, True):
         store = SpecStore.from_url(f"memory://import-refused-{validate}")
@@ -237,13 +243,7 @@ def test_a_msgpack_document_the_model_refuses_is_never_stored() -> None:
 
 
 def test_a_valid_msgpack_document_is_stored_as_it_came_unless_validate() -> None:
-    uid = str(typical_spec().instance_uuid)
-    item = record(uid, OWNER)
-    payload = {k: v for k, v in full_payload(uid).items() if k not in TRANSIENT}
-    payload["instance_group"] = {
-        k: v for k, v in payload["instance_group"].items() if k not in ("members", "hosts")
-    }
-    item["payload"] = payload
+    uid, item = persisted_record()
     data = encode([item], "msgpack")
     sent = next(iter(msgpack.Unpacker(io.BytesIO(data), raw=False)))["doc"]
     fast = SpecStore.from_url("memory://import-verbatim-fast")
