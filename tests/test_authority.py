@@ -335,6 +335,37 @@ def test_an_export_taken_mid_move_imports_to_one_home(
     assert bulk.repair(restored).found == 0
 
 
+def test_an_import_over_a_copy_adopted_by_an_open_move_keeps_the_move_visible(
+    servers: tuple[RedisServer, RedisServer],
+) -> None:
+    """BUG (found by the model-based checker): replacing the cell copy of a move that crashed
+    after adopt dropped the cell's mark of that adoption, so ``locate`` answered None for a
+    spec whose import was just acknowledged, and the cell copy had no home."""
+    crashing = make_store(servers, move_lease_seconds=0.001, on_move_step=crash_after("adopt"))
+    ctx, _, uid = booted(crashing)
+    with pytest.raises(CrashError):
+        crashing.promote(ctx, uid, REMOTE)
+    assert crashing.locate(uid) == REMOTE  # the cell copy takes the writes
+    backup = io.BytesIO()
+    bulk.export_specs(crashing, backup, stores=[REMOTE])
+    cell_ctx = ctx.target_cell(REMOTE)
+    later = typical_spec(uid)
+    later.availability_zone = "az-later"
+    before = crashing.save(cell_ctx, later)
+    store = make_store(servers)
+    summary = bulk.import_specs(
+        store, lambda: io.BytesIO(backup.getvalue()), "jsonl", overwrite=True
+    )
+    assert (summary.replaced, summary.created) == (1, 0)
+    assert store.locate(uid) == REMOTE
+    imported = store.get(cell_ctx, uid).rev
+    assert imported > before
+    time.sleep(0.01)
+    assert store.resume_moves() == {uid: "finished"}
+    assert store.locate(uid) == REMOTE and homes(store, uid) == [REMOTE]
+    assert store.get(cell_ctx, uid).rev == imported
+
+
 def test_import_into_a_remote_cell_continues_the_lineage(
     servers: tuple[RedisServer, RedisServer],
 ) -> None:

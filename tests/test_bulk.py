@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 import uuid
 from pathlib import Path
 from typing import Any, cast
@@ -135,6 +136,18 @@ def spec_keys(store: SpecStore, specs: list[RequestSpec], name: str = "api") -> 
     return [store.keys.spec_key(name, str(s.instance_uuid)) for s in specs]
 
 
+def settle_rehashing(store: SpecStore, ctx: RequestContext, specs: list[RequestSpec]) -> None:
+    """Let a real server finish rehashing its keyspace after the writes, so that a SCAN call
+    re-issued by a resumed run gets the same reply (while Redis rehashes a dict, SCAN's reply
+    for one cursor changes as the rehash moves on; migrate then handles that reply again,
+    which is harmless but makes counts vary). Each key lookup moves a rehash one step and the
+    server's cron finishes it within about 100 ms."""
+    for _ in range(2):
+        store.get_many(ctx, [s.instance_uuid for s in specs[:25]])
+        store.get_many(ctx.target_cell("cell3"), [s.instance_uuid for s in specs[25:]])
+    time.sleep(0.3)
+
+
 def test_migrate_batches_hold_exactly_batch_specs_and_resuming_covers_each_once(
     store: SpecStore, ctx: RequestContext
 ) -> None:
@@ -143,6 +156,7 @@ def test_migrate_batches_hold_exactly_batch_specs_and_resuming_covers_each_once(
     specs = [typical_spec() for _ in range(40)]
     store.create_many(ctx, specs[:25])
     store.create_many(ctx.target_cell("cell3"), specs[25:])
+    settle_rehashing(store, ctx, specs)
     newer = SpecStore(store.topology, codec=codec_v11())
     first = migrate_documents(newer, batch=7, max_batches=2)
     assert (first.scanned, first.rewritten) == (14, 14)

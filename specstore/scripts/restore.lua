@@ -19,7 +19,9 @@ if loc.store == ARGV[1] then
   if ARGV[9] ~= '1' then return {'exists', ARGV[1]} end
   local rev = math.max(wanted, (tonumber(stored[2]) or 0) + 1, loc.rev + 1)
   write_spec(KEYS[1], ARGV[2], rev, ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8])
-  make_live(KEYS[2], ARGV[1], rev, loc.epoch)
+  -- the record stays as it is (on a cell's own backend it may mark the adoption of a move
+  -- the authority has not committed yet); only its rev follows the lineage
+  redis.call('HSET', KEYS[2], 'rev', rev)
   return {'ok', 'replaced', rev}
 end
 if loc.store then return {'exists', loc.store} end
