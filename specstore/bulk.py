@@ -25,6 +25,7 @@ from serializers.msgpack_codec import DocumentCodec
 from serializers.nova import from_nova_primitive
 from specstore import lua, observability, two_phase
 from specstore.connection import backend_errors, is_wrong_type, read_hashes
+from specstore.drivers.sync import run
 from specstore.errors import (
     BackendError,
     CorruptDocumentError,
@@ -579,14 +580,16 @@ def _restore_through_authority(
         )
         for r in records
     ]
-    results = two_phase.create_copies(
-        store.topology.api,
-        store.backend(cell),
-        cell,
-        copies,
-        store.moves,
-        store.clock(),
-        revive=overwrite,
+    results = run(
+        two_phase.create_copies(
+            store.topology.api,
+            store.backend(cell),
+            cell,
+            copies,
+            store.moves,
+            store.clock(),
+            revive=overwrite,
+        )
     )
     for record, result in zip(records, results, strict=True):
         if result.status == "created":
@@ -1081,11 +1084,11 @@ def apply_plan(store: SpecStore, obs: Observation, plan: Plan) -> None:
     if plan.settle_move is not None:
         source, cell, move_id, epoch = plan.settle_move
         route = store.route(cell, uid, source)
-        two_phase.settle_expired(route, two_phase.OpenMove(move_id, epoch), store.moves)
+        run(two_phase.settle_expired(route, two_phase.OpenMove(move_id, epoch), store.moves))
         return
     if plan.finish_destroy is not None:
         cell, epoch, rev = plan.finish_destroy
-        two_phase.tell_destroyed(store.route(cell, uid), epoch, rev, store.moves)
+        run(two_phase.tell_destroyed(store.route(cell, uid), epoch, rev, store.moves))
     authority = obs.authority
     # a cell record names the epoch its copy was installed under: the home's, or a new one
     epoch = authority.installed if authority is not None else 0

@@ -423,7 +423,7 @@ class Run:
         return text
 
 
-def _probe(topology: Topology) -> tuple[str, BaseException] | None:
+def _probe(topology: Topology[Backend]) -> tuple[str, BaseException] | None:
     """The first store whose backend fails a PING, with the failure."""
     named: list[tuple[str, Backend]] = [(API, topology.api), *topology.cells.items()]
     for name, backend in named:

@@ -23,6 +23,9 @@ from typing import Any, Protocol, TypeAlias
 from urllib.parse import urlsplit
 
 import redis
+import redis.asyncio
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 from redis.cluster import RedisCluster
 from redis.retry import Retry
@@ -30,6 +33,7 @@ from redis.retry import Retry
 from specstore.errors import BackendError, InvalidInputError
 
 RedisClient: TypeAlias = "redis.Redis | RedisCluster"
+AsyncRedisClient: TypeAlias = "redis.asyncio.Redis | AsyncRedisCluster"
 
 _memory_servers: dict[str, Any] = {}
 _memory_lock = threading.Lock()
@@ -41,25 +45,52 @@ def _no_retry() -> Retry:
 
 def connect(url: str, **options: Any) -> RedisClient:
     """A client for ``url``; extra keyword options go to redis-py."""
-    scheme = url.partition("://")[0].lower() if "://" in url else ""
+    scheme = _scheme(url)
     if scheme == "memory":
         return _memory_client(url)
     options.setdefault("retry", _no_retry())
+    with _url_errors(url):
+        if scheme in _CLUSTER_SCHEMES:
+            return RedisCluster.from_url(url.replace("+cluster", "", 1), **options)
+        options.setdefault("redis_connect_func", _handshake)
+        client: redis.Redis = redis.Redis.from_url(url, **options)
+        return client
+
+
+def connect_async(url: str, **options: Any) -> AsyncRedisClient:
+    """A ``redis.asyncio`` client for ``url`` (the same URLs as :func:`connect`)."""
+    scheme = _scheme(url)
+    if scheme == "memory":
+        return _memory_client_async(url)
+    options.setdefault("retry", AsyncRetry(NoBackoff(), 0))
+    with _url_errors(url):
+        if scheme in _CLUSTER_SCHEMES:
+            return AsyncRedisCluster.from_url(url.replace("+cluster", "", 1), **options)
+        options.setdefault("redis_connect_func", _handshake_async)
+        client: redis.asyncio.Redis = redis.asyncio.Redis.from_url(url, **options)
+        return client
+
+
+_CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
+
+
+def _scheme(url: str) -> str:
+    scheme = url.partition("://")[0].lower() if "://" in url else ""
+    if scheme not in ("memory", "redis", "rediss", "unix", *_CLUSTER_SCHEMES):
+        raise InvalidInputError(
+            f"unsupported Redis URL scheme {scheme!r} (use memory://, redis://, rediss://, "
+            "unix://, redis+cluster:// or rediss+cluster://)"
+        )
+    return scheme
+
+
+@contextlib.contextmanager
+def _url_errors(url: str) -> Iterator[None]:
     try:
-        if scheme in ("redis+cluster", "rediss+cluster"):
-            real_url = url.replace("+cluster", "", 1)
-            return RedisCluster.from_url(real_url, **options)
-        if scheme in ("redis", "rediss", "unix"):
-            options.setdefault("redis_connect_func", _handshake)
-            client: redis.Redis = redis.Redis.from_url(url, **options)
-            return client
+        yield
     except (ValueError, TypeError) as exc:
         # the message may quote the URL; say it again with the password hidden
         raise InvalidInputError(f"invalid Redis URL {redact(url)}: {redact(str(exc))}") from None
-    raise InvalidInputError(
-        f"unsupported Redis URL scheme {scheme!r} (use memory://, redis://, rediss://, unix://, "
-        "redis+cluster:// or rediss+cluster://)"
-    )
 
 
 def _memory_client(url: str) -> RedisClient:
@@ -71,6 +102,16 @@ def _memory_client(url: str) -> RedisClient:
         if server is None:
             server = _memory_servers[name] = fakeredis.FakeServer(version=(7,))
     client: redis.Redis = fakeredis.FakeRedis(server=server)
+    return client
+
+
+def _memory_client_async(url: str) -> AsyncRedisClient:
+    import fakeredis
+
+    _memory_client(url).close()  # makes the named server, shared with sync clients
+    client: redis.asyncio.Redis = fakeredis.FakeAsyncRedis(
+        server=_memory_servers[urlsplit(url).netloc or "default"]
+    )
     return client
 
 
@@ -104,6 +145,14 @@ def _handshake(connection: Any) -> None:
     """redis-py's own connection handshake, its failures marked as happening before sending."""
     try:
         connection.on_connect()
+    except redis.RedisError as exc:
+        raise _HandshakeError(f"handshake failed while connecting to redis: {exc}") from exc
+
+
+async def _handshake_async(connection: Any) -> None:
+    """:func:`_handshake` for ``redis.asyncio`` connections."""
+    try:
+        await connection.on_connect()
     except redis.RedisError as exc:
         raise _HandshakeError(f"handshake failed while connecting to redis: {exc}") from exc
 
@@ -146,16 +195,22 @@ def read_hashes(
         return []
     replies: list[Any]
     if held is not None:
-        replies = [as_dict(r) for r in held.pipeline([("HGETALL", key) for key in keys])]
+        replies = held.pipeline([("HGETALL", key) for key in keys])
     else:
         pipe = client.pipeline(transaction=False)
         for key in keys:
             pipe.hgetall(key)
         replies = pipe.execute(raise_on_error=False)
+    return hash_replies(replies)
+
+
+def hash_replies(replies: list[Any]) -> list[dict[bytes, bytes] | None]:
+    """HGETALL replies as dicts, None where the key held another type; any other error
+    raises."""
     for reply in replies:
         if isinstance(reply, Exception) and not is_wrong_type(reply):
             raise reply
-    return [None if isinstance(reply, Exception) else reply for reply in replies]
+    return [None if isinstance(reply, Exception) else as_dict(reply) for reply in replies]
 
 
 class HeldPipeline(Protocol):

@@ -9,6 +9,7 @@ from specstore.errors import SpecStoreError
 from specstore.keys import API, validate_cell_name
 
 if TYPE_CHECKING:
+    from specstore.aio import AsyncSpecStore
     from specstore.store import SpecStore
 
 
@@ -19,13 +20,16 @@ class RequestContext:
     Untargeted, a context reads and writes the api store; ``ctx.target_cell("cell1")`` returns
     a context for the cell1 store (as Nova's ``target_cell`` does for a cell's database).
     ``store`` is the :class:`~specstore.store.SpecStore` used by the object-style API
-    (``spec.create(ctx)``, ``spec.save(ctx)``, ``RequestSpec.get_by_instance_uuid(ctx, uuid)``).
+    (``spec.create(ctx)``, ``spec.save(ctx)``, ``RequestSpec.get_by_instance_uuid(ctx, uuid)``),
+    or the :class:`~specstore.aio.AsyncSpecStore` its coroutines use (``await
+    spec.acreate(ctx)``, ``await spec.asave(ctx)``, ``await
+    RequestSpec.aget_by_instance_uuid(ctx, uuid)``).
     """
 
     project_id: str | None = None
     user_id: str | None = None
     cell: str | None = None
-    store: SpecStore | None = None
+    store: SpecStore | AsyncSpecStore | None = None
 
     def __post_init__(self) -> None:
         if self.cell is not None:
@@ -45,6 +49,24 @@ class RequestContext:
         return self.cell if self.cell is not None else API
 
     def require_store(self) -> SpecStore:
-        if self.store is None:
-            raise SpecStoreError("this RequestContext has no SpecStore (pass store=...)")
+        """The context's blocking store (for ``spec.save(ctx)`` and the like)."""
+        from specstore.store import SpecStore
+
+        if not isinstance(self.store, SpecStore):
+            raise SpecStoreError(_wanted("a SpecStore", "acreate/asave/aget_by_instance_uuid"))
         return self.store
+
+    def require_async_store(self) -> AsyncSpecStore:
+        """The context's asyncio store (for ``await spec.asave(ctx)`` and the like)."""
+        from specstore.aio import AsyncSpecStore
+
+        if not isinstance(self.store, AsyncSpecStore):
+            raise SpecStoreError(_wanted("an AsyncSpecStore", "create/save/get_by_instance_uuid"))
+        return self.store
+
+
+def _wanted(kind: str, other: str) -> str:
+    return (
+        f"this call needs a RequestContext holding {kind} (store=...); "
+        f"with the other kind use {other}"
+    )

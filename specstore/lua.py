@@ -99,7 +99,7 @@ def run_scripts_pipelined(
     With ``held`` the pipeline goes over one of its spare connections to the same server.
     """
     replies = _pipeline(client, calls, held)
-    missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+    missing = not_loaded(replies)
     if missing:
         for script in {calls[i][0] for i in missing}:
             client.script_load(script.source)
@@ -109,14 +109,25 @@ def run_scripts_pipelined(
     return replies
 
 
+def not_loaded(replies: list[Any]) -> list[int]:
+    """The calls a pipeline's replies say did not run for want of their script (NOSCRIPT);
+    the replies are turned into :class:`NoScriptError` where redis-py left them generic."""
+    for index, reply in enumerate(replies):
+        replies[index] = _as_noscript(reply)
+    return [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+
+
+def evalsha(call: Call) -> tuple[Any, ...]:
+    """The EVALSHA command of one script call."""
+    script, keys, args = call
+    return ("EVALSHA", script.sha, len(keys), *keys, *args)
+
+
 def _pipeline(client: RedisClient, calls: list[Call], held: HeldConnections | None) -> list[Any]:
     if isinstance(client, RedisCluster):
         return _cluster_pipelines(client, calls)
     if held is not None:
-        commands = [
-            ("EVALSHA", script.sha, len(keys), *keys, *args) for script, keys, args in calls
-        ]
-        return [_as_noscript(r) for r in held.pipeline(commands)]
+        return held.pipeline([evalsha(call) for call in calls])
     return _node_pipeline(client, calls)
 
 

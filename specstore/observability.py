@@ -18,14 +18,15 @@ document; instance uuids only with ``configure(record_instance_uuids=True)`` or
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Generator, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
 from specstore.context import RequestContext
 from specstore.errors import (
@@ -66,6 +67,8 @@ logger.addHandler(logging.NullHandler())
 
 P = ParamSpec("P")
 R = TypeVar("R")
+Y = TypeVar("Y")
+S = TypeVar("S")
 
 UUIDS_ENV = "SPECSTORE_TRACE_INSTANCE_UUIDS"
 INSTRUMENTATION = "specstore"
@@ -332,25 +335,61 @@ def operation(
     ``after(result)`` runs whether or not anything records (logging)."""
 
     def decorate(method: Callable[P, R]) -> Callable[P, R]:
+        if inspect.iscoroutinefunction(method):
+            return cast(Callable[P, R], _async_operation(name, after, method))
+
         @functools.wraps(method)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
             telemetry = _active()
             if telemetry is None:
                 result = method(*args, **kwargs)
-                if after is not None:
-                    after(result)
-                return result
-            with _span(telemetry, name, {}) as record:
-                _describe_call(record, name, args, kwargs)
-                result = method(*args, **kwargs)
-                _describe_result(record, name, result)
-                if after is not None:
-                    after(result)
-                return result
+            else:
+                with _operation_span(telemetry, name, args, kwargs) as described:
+                    result = described(method(*args, **kwargs))
+            if after is not None:
+                after(result)
+            return result
 
         return wrapper
 
     return decorate
+
+
+def _async_operation(
+    name: str,
+    after: Callable[[Any], None] | None,
+    method: Callable[P, Coroutine[Any, Any, Any]],
+) -> Any:
+    """:func:`operation` for an ``async def`` method (of the asyncio store)."""
+
+    @functools.wraps(method)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
+        telemetry = _active()
+        if telemetry is None:
+            result = await method(*args, **kwargs)
+        else:
+            with _operation_span(telemetry, name, args, kwargs) as described:
+                result = described(await method(*args, **kwargs))
+        if after is not None:
+            after(result)
+        return result
+
+    return wrapper
+
+
+@contextmanager
+def _operation_span(
+    telemetry: _Telemetry, name: str, args: Sequence[Any], kwargs: Mapping[str, Any]
+) -> Iterator[Callable[[R], R]]:
+    """The span of one store operation; yields what records (and passes on) its result."""
+    with _span(telemetry, name, {}) as record:
+        _describe_call(record, name, args, kwargs)
+
+        def described(result: R) -> R:
+            _describe_result(record, name, result)
+            return result
+
+        yield described
 
 
 def _describe_call(
@@ -422,25 +461,31 @@ def log_settled(outcomes: Mapping[str, str]) -> None:
 # -- the steps of a move between backends ---------------------------------------------------
 
 
-def step(name: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
-    """Decorate a two-phase step ``f(route, ...)``: a child span ``specstore.move.NAME``."""
+def step(
+    name: str,
+) -> Callable[[Callable[P, Generator[Y, S, R]]], Callable[P, Generator[Y, S, R]]]:
+    """Decorate a two-phase step ``f(route, ...)`` (a generator of :mod:`specstore.calls`,
+    run by a driver): a child span ``specstore.move.NAME`` around its calls."""
 
-    def decorate(function: Callable[P, R]) -> Callable[P, R]:
+    def decorate(function: Callable[P, Generator[Y, S, R]]) -> Callable[P, Generator[Y, S, R]]:
         @functools.wraps(function)
-        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-            telemetry = _active()
-            if telemetry is None:
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> Generator[Y, S, R]:
+            if _active() is None:
                 return function(*args, **kwargs)
-            with move_step(name, args[0]) as record:
-                result = function(*args, **kwargs)
-                if record is not None and isinstance(result, str):
-                    record.set("specstore.settled", result)
-                    _count_settled(record.telemetry, result)
-                return result
+            return _traced_step(name, function(*args, **kwargs), args[0])
 
         return wrapper
 
     return decorate
+
+
+def _traced_step(name: str, steps: Generator[Y, S, R], route: Any) -> Generator[Y, S, R]:
+    with move_step(name, route) as record:
+        result = yield from steps
+        if record is not None and isinstance(result, str):
+            record.set("specstore.settled", result)
+            _count_settled(record.telemetry, result)
+        return result
 
 
 @contextmanager

@@ -53,12 +53,14 @@ def scan_batches(
         while True:
             with backend_errors(f"scan {pattern}", writes=False):
                 cursor, found = nodes[index].scan(cursor=cursor, match=pattern, count=count)
-            keys = cast(list[bytes], found)
-            if cursor != 0:
-                yield keys, ScanPosition(index, cursor)
-            elif index + 1 < len(nodes):
-                yield keys, ScanPosition(index + 1, 0)
-            else:
-                yield keys, None
+            yield cast(list[bytes], found), position_after(index, cursor, len(nodes))
             if cursor == 0:
                 break
+
+
+def position_after(node: int, cursor: int, nodes: int) -> ScanPosition | None:
+    """Where a scan stands after a SCAN reply with ``cursor`` from node ``node`` of
+    ``nodes``: that node again, the next one, or None at the end."""
+    if cursor != 0:
+        return ScanPosition(node, cursor)
+    return ScanPosition(node + 1, 0) if node + 1 < nodes else None

@@ -19,14 +19,22 @@ Configuration (a mapping, e.g. from a TOML file's ``[specstore]`` table)::
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, Generic, TypeVar, cast
 
-from specstore.connection import RedisClient, as_dict, connect
+from specstore.connection import AsyncRedisClient, RedisClient, as_dict, connect, connect_async
 from specstore.errors import InvalidInputError, UnknownStoreError
 from specstore.held import HeldConnections, held_connections
 from specstore.keys import API, Keyspace, validate_cell_name
+
+
+def _require_binary(name: str, client: RedisClient | AsyncRedisClient) -> None:
+    if client.get_encoder().decode_responses:
+        raise InvalidInputError(
+            f"backend {name!r}: specstore needs a Redis client with "
+            "decode_responses=False (its documents are binary)"
+        )
 
 
 @dataclass(frozen=True, eq=False)
@@ -40,11 +48,7 @@ class Backend:
     """Spare connections for single commands and pipelines (plain redis.Redis clients only)."""
 
     def __post_init__(self) -> None:
-        if self.client.get_encoder().decode_responses:
-            raise InvalidInputError(
-                f"backend {self.name!r}: specstore needs a Redis client with "
-                "decode_responses=False (its documents are binary)"
-            )
+        _require_binary(self.name, self.client)
         object.__setattr__(self, "held", held_connections(self.client))
 
     def hgetall(self, key: str) -> dict[bytes, bytes]:
@@ -57,52 +61,66 @@ class Backend:
         self.client.close()
 
 
-@dataclass(eq=False)
-class Topology:
-    """The api backend, the backends of cells that have their own, and the rule for others."""
+@dataclass(frozen=True, eq=False)
+class AsyncBackend:
+    """One ``redis.asyncio`` connection (a server or a cluster) and the keyspace used on it."""
 
-    api: Backend
-    cells: dict[str, Backend] = field(default_factory=dict)
+    name: str
+    client: AsyncRedisClient
+    keys: Keyspace
+
+    def __post_init__(self) -> None:
+        _require_binary(self.name, self.client)
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+
+B = TypeVar("B", Backend, AsyncBackend)
+
+
+@dataclass(eq=False)
+class Topology(Generic[B]):
+    """The api backend, the backends of cells that have their own, and the rule for others.
+
+    ``Topology[Backend]`` serves :class:`~specstore.store.SpecStore` and
+    ``Topology[AsyncBackend]`` :class:`~specstore.aio.AsyncSpecStore`; both are configured
+    the same way.
+    """
+
+    api: B
+    cells: dict[str, B] = field(default_factory=dict)
     only_listed_cells: bool = False
 
     def __post_init__(self) -> None:
         for name in self.cells:
             validate_cell_name(name)
 
-    @classmethod
-    def single(cls, client: RedisClient, keys: Keyspace | None = None) -> Topology:
+    @staticmethod
+    def single(client: RedisClient, keys: Keyspace | None = None) -> Topology[Backend]:
         """Every store on one connection (the usual deployment, and the embedded default)."""
-        return cls(Backend(API, client, keys or Keyspace()))
+        return Topology(Backend(API, client, keys or Keyspace()))
 
-    @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> Topology:
+    @staticmethod
+    def single_async(
+        client: AsyncRedisClient, keys: Keyspace | None = None
+    ) -> Topology[AsyncBackend]:
+        """:meth:`single` for a ``redis.asyncio`` client."""
+        return Topology(AsyncBackend(API, client, keys or Keyspace()))
+
+    @staticmethod
+    def from_config(config: Mapping[str, Any]) -> Topology[Backend]:
         """Build from a mapping shaped like the module docstring's example."""
-        url = config.get("redis_url", "memory://")
-        prefix = config.get("prefix", "specstore")
-        if not isinstance(url, str) or not isinstance(prefix, str):
-            raise InvalidInputError("redis_url and prefix must be strings")
-        api = Backend(API, connect(url), Keyspace(prefix))
-        # One server and prefix is one backend, however often it is named: a cell configured
-        # with the api's URL shares the api backend (and its atomic one-script promote).
-        shared: dict[tuple[str, str], Backend] = {(url, prefix): api}
-        cells: dict[str, Backend] = {}
-        raw_cells = config.get("cells", {})
-        if not isinstance(raw_cells, Mapping):
-            raise InvalidInputError("cells must be a table of cell name -> settings")
-        for name, settings in raw_cells.items():
-            validate_cell_name(name)
-            if not isinstance(settings, Mapping) or not isinstance(settings.get("redis_url"), str):
-                raise InvalidInputError(f"cell {name!r} needs a redis_url")
-            cell_prefix = settings.get("prefix", prefix)
-            if not isinstance(cell_prefix, str):
-                raise InvalidInputError(f"cell {name!r}: prefix must be a string")
-            where = (settings["redis_url"], cell_prefix)
-            if where not in shared:
-                shared[where] = Backend(name, connect(where[0]), Keyspace(cell_prefix))
-            cells[name] = shared[where]
-        return cls(api, cells, bool(config.get("only_listed_cells", False)))
+        return _from_config(config, lambda name, url, keys: Backend(name, connect(url), keys))
 
-    def backend_for(self, store: str) -> Backend:
+    @staticmethod
+    def from_config_async(config: Mapping[str, Any]) -> Topology[AsyncBackend]:
+        """:meth:`from_config` with ``redis.asyncio`` clients."""
+        return _from_config(
+            config, lambda name, url, keys: AsyncBackend(name, connect_async(url), keys)
+        )
+
+    def backend_for(self, store: str) -> B:
         """The backend holding ``store`` ("api" or a cell name)."""
         if store == API:
             return self.api
@@ -115,21 +133,54 @@ class Topology:
             )
         return self.api
 
-    def backends(self) -> list[Backend]:
+    def backends(self) -> list[B]:
         """Each distinct backend once, the api's first."""
-        seen: list[Backend] = [self.api]
+        seen: list[B] = [self.api]
         for backend in self.cells.values():
             if all(backend is not b for b in seen):
                 seen.append(backend)
         return seen
 
-    def stores_on(self, backend: Backend) -> list[str] | None:
+    def stores_on(self, backend: B) -> list[str] | None:
         """The store names known to live on ``backend``; None means "api and any other cell"."""
         if backend is self.api and not self.only_listed_cells:
             return None
-        names = [name for name, b in self.cells.items() if b is backend]
+        names: list[str] = [name for name, b in self.cells.items() if b is backend]
         return [API, *names] if backend is self.api else names
 
     def close(self) -> None:
         for backend in self.backends():
-            backend.close()
+            if isinstance(backend, Backend):
+                backend.close()
+
+    async def aclose(self) -> None:
+        for backend in self.backends():
+            if isinstance(backend, AsyncBackend):
+                await backend.aclose()
+
+
+def _from_config(config: Mapping[str, Any], make: Callable[[str, str, Keyspace], B]) -> Topology[B]:
+    url = config.get("redis_url", "memory://")
+    prefix = config.get("prefix", "specstore")
+    if not isinstance(url, str) or not isinstance(prefix, str):
+        raise InvalidInputError("redis_url and prefix must be strings")
+    api = make(API, url, Keyspace(prefix))
+    # One server and prefix is one backend, however often it is named: a cell configured
+    # with the api's URL shares the api backend (and its atomic one-script promote).
+    shared: dict[tuple[str, str], B] = {(url, prefix): api}
+    cells: dict[str, B] = {}
+    raw_cells = config.get("cells", {})
+    if not isinstance(raw_cells, Mapping):
+        raise InvalidInputError("cells must be a table of cell name -> settings")
+    for name, settings in raw_cells.items():
+        validate_cell_name(name)
+        if not isinstance(settings, Mapping) or not isinstance(settings.get("redis_url"), str):
+            raise InvalidInputError(f"cell {name!r} needs a redis_url")
+        cell_prefix = settings.get("prefix", prefix)
+        if not isinstance(cell_prefix, str):
+            raise InvalidInputError(f"cell {name!r}: prefix must be a string")
+        where = (settings["redis_url"], cell_prefix)
+        if where not in shared:
+            shared[where] = make(name, where[0], Keyspace(cell_prefix))
+        cells[name] = shared[where]
+    return Topology(api, cells, bool(config.get("only_listed_cells", False)))

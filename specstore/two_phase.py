@@ -80,7 +80,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from specstore import lua, observability
-from specstore.connection import backend_errors
+from specstore.calls import AnyBackend, Command, Script, Scripts, Steps
 from specstore.errors import (
     BackendError,
     CorruptDocumentError,
@@ -92,7 +92,6 @@ from specstore.errors import (
 )
 from specstore.keys import API
 from specstore.records import check_reply, reply_error, reply_text
-from specstore.topology import Backend
 
 MoveHook = Callable[[str, str], None]
 """Called as ``hook(step, instance_uuid)`` after each step: "begin", "claim", "adopt",
@@ -116,14 +115,14 @@ class Route:
     """The keys one instance's cross-backend write touches: the authority's, the target's,
     and the source's (a store on the api backend, or a cell on its own backend)."""
 
-    api: Backend
-    cell_backend: Backend
+    api: AnyBackend
+    cell_backend: AnyBackend
     """The target's backend."""
     cell: str
     """The target store."""
     uid: str
     source: str = API
-    source_backend: Backend | None = None
+    source_backend: AnyBackend | None = None
     """None: the source store lives on the api backend."""
 
     @property
@@ -208,38 +207,38 @@ def _notify(settings: MoveSettings, step: str, uid: str) -> None:
 # -- moves --------------------------------------------------------------------------------------
 
 
-def move(route: Route, settings: MoveSettings, now: str) -> MoveOutcome:
+def move(route: Route, settings: MoveSettings, now: str) -> Steps[MoveOutcome]:
     """Run (or join and finish) the move of ``route.uid`` from its source to ``route.cell``."""
     uid, cell = route.uid, route.cell
-    with (
-        observability.move_step("begin", route),
-        backend_errors(f"move {uid} to {cell} (begin)", writes=True),
-    ):
-        reply = lua.run_script(
-            route.api.client,
+    with observability.move_step("begin", route):
+        reply = yield Script(
+            route.api,
             lua.MOVE_BEGIN,
             route.authority_keys,
             [cell, new_move_id(), settings.lease_ms, now, route.source, route.here_flag],
+            f"move {uid} to {cell} (begin)",
         )
     if reply_text(reply[0]) == "already":
-        return MoveOutcome(uid, cell, _cell_rev(route), moved=False)
+        return MoveOutcome(uid, cell, (yield from _cell_rev(route)), moved=False)
     check_reply(reply[:2], uid, route.source, None)
     open_move = OpenMove(reply_text(reply[1]), int(reply[2]))
     _notify(settings, "begin", uid)
     try:
-        record = _pairs(reply[3]) if route.source_here else freeze(route, open_move, settings)
+        if route.source_here:
+            record = _pairs(reply[3])
+        else:
+            record = yield from freeze(route, open_move, settings)
         fields = [record.get(name, b"") for name in RECORD_FIELDS]
         if route.target_here:
-            rev = install(route, open_move, fields, settings)
+            rev = yield from install(route, open_move, fields, settings)
         else:
-            rev = (
-                within(route, open_move, settings)
-                if route.within
-                else adopt(route, open_move, fields, settings)
-            )
-            commit(route, open_move, rev, settings)
+            if route.within:
+                rev = yield from within(route, open_move, settings)
+            else:
+                rev = yield from adopt(route, open_move, fields, settings)
+            yield from commit(route, open_move, rev, settings)
         if not route.source_here and not route.within:
-            release(route, open_move, settings)
+            yield from release(route, open_move, settings)
     except BackendError as exc:
         # The move is open (begin landed): the call as a whole did write. Calling it again
         # (or resume_moves after the lease) finishes or rolls it back.
@@ -248,20 +247,20 @@ def move(route: Route, settings: MoveSettings, now: str) -> MoveOutcome:
 
 
 @observability.step("freeze")
-def freeze(route: Route, move: OpenMove, settings: MoveSettings) -> dict[str, Any]:
+def freeze(route: Route, move: OpenMove, settings: MoveSettings) -> Steps[dict[str, Any]]:
     """Step 1b, for a source on a cell's own backend: freeze it there; its record."""
     uid = route.uid
-    with backend_errors(f"move {uid} to {route.cell} (freeze)", writes=True):
-        reply = lua.run_script(
-            _source_client(route),
-            lua.CELL_FREEZE,
-            route.source_keys,
-            [route.source, route.cell, move.move_id, move.epoch],
-        )
+    reply = yield Script(
+        _source_backend(route),
+        lua.CELL_FREEZE,
+        route.source_keys,
+        [route.source, route.cell, move.move_id, move.epoch],
+        f"move {uid} to {route.cell} (freeze)",
+    )
     if reply_text(reply[0]) == "ok":
         _notify(settings, "freeze", uid)
         return _pairs(reply[1])
-    settled = give_up(route, move, settings)
+    settled = yield from give_up(route, move, settings)
     if reply_text(reply[0]) == "stale" or settled == "finished":
         raise MoveAbortedError(uid, route.cell, settled)
     check_reply(reply, uid, route.source, None)
@@ -269,42 +268,42 @@ def freeze(route: Route, move: OpenMove, settings: MoveSettings) -> dict[str, An
 
 
 @observability.step("adopt")
-def adopt(route: Route, move: OpenMove, record: list[Any], settings: MoveSettings) -> int:
+def adopt(route: Route, move: OpenMove, record: list[Any], settings: MoveSettings) -> Steps[int]:
     """Step 2; the cell copy's rev. A refusal gives the move up and raises why."""
     uid, cell = route.uid, route.cell
-    with backend_errors(f"move {uid} to {cell} (adopt)", writes=True):
-        reply = lua.run_script(
-            route.cell_backend.client,
-            lua.CELL_ADOPT,
-            route.fenced_keys,
-            [cell, move.epoch, *record, move.move_id],
-        )
-    return _adopted(route, move, reply, settings)
+    reply = yield Script(
+        route.cell_backend,
+        lua.CELL_ADOPT,
+        route.fenced_keys,
+        [cell, move.epoch, *record, move.move_id],
+        f"move {uid} to {cell} (adopt)",
+    )
+    return (yield from _adopted(route, move, reply, settings))
 
 
 @observability.step("adopt")
-def within(route: Route, move: OpenMove, settings: MoveSettings) -> int:
+def within(route: Route, move: OpenMove, settings: MoveSettings) -> Steps[int]:
     """Step 2 when source and target share a cell's own backend: one rename there."""
     uid, cell = route.uid, route.cell
-    with backend_errors(f"move {uid} to {cell} (adopt)", writes=True):
-        reply = lua.run_script(
-            route.cell_backend.client,
-            lua.CELL_MOVE_WITHIN,
-            [*route.source_keys[:1], *route.cell_keys],
-            [route.source, cell, move.move_id, move.epoch],
-        )
-    return _adopted(route, move, reply, settings)
+    reply = yield Script(
+        route.cell_backend,
+        lua.CELL_MOVE_WITHIN,
+        [*route.source_keys[:1], *route.cell_keys],
+        [route.source, cell, move.move_id, move.epoch],
+        f"move {uid} to {cell} (adopt)",
+    )
+    return (yield from _adopted(route, move, reply, settings))
 
 
-def _adopted(route: Route, move: OpenMove, reply: Any, settings: MoveSettings) -> int:
+def _adopted(route: Route, move: OpenMove, reply: Any, settings: MoveSettings) -> Steps[int]:
     uid, cell = route.uid, route.cell
     status = reply_text(reply[0])
     if status == "ok":
         _notify(settings, "adopt", uid)
         return int(reply[1])
-    settled = give_up(route, move, settings)
+    settled = yield from give_up(route, move, settings)
     if settled == "finished":  # a joined attempt of this very move adopted it meanwhile
-        return _cell_rev(route)
+        return (yield from _cell_rev(route))
     if status == "exists":
         raise SpecExistsError(uid, reply_text(reply[1]))
     if status == "foreign":
@@ -315,22 +314,22 @@ def _adopted(route: Route, move: OpenMove, reply: Any, settings: MoveSettings) -
 
 
 @observability.step("install")
-def install(route: Route, move: OpenMove, record: list[Any], settings: MoveSettings) -> int:
+def install(route: Route, move: OpenMove, record: list[Any], settings: MoveSettings) -> Steps[int]:
     """Steps 2 and 3 in one, when the target is on the api backend."""
     uid, cell = route.uid, route.cell
-    with backend_errors(f"move {uid} to {cell} (install)", writes=True):
-        reply = lua.run_script(
-            route.api.client,
-            lua.MOVE_INSTALL,
-            [route.authority_keys[0], route.cell_keys[0]],
-            [cell, move.move_id, *record],
-        )
+    reply = yield Script(
+        route.api,
+        lua.MOVE_INSTALL,
+        [route.authority_keys[0], route.cell_keys[0]],
+        [cell, move.move_id, *record],
+        f"move {uid} to {cell} (install)",
+    )
     status = reply_text(reply[0])
     if status == "ok":
         _notify(settings, "adopt", uid)
         _notify(settings, "commit", uid)
         return int(reply[1])
-    settled = give_up(route, move, settings)
+    settled = yield from give_up(route, move, settings)
     if status == "exists":
         raise SpecExistsError(uid, reply_text(reply[1]))
     check_reply(reply[:1] if status == "fenced" else reply, uid, cell, None)
@@ -338,16 +337,16 @@ def install(route: Route, move: OpenMove, record: list[Any], settings: MoveSetti
 
 
 @observability.step("commit")
-def commit(route: Route, move: OpenMove, rev: int, settings: MoveSettings) -> None:
+def commit(route: Route, move: OpenMove, rev: int, settings: MoveSettings) -> Steps[None]:
     """Step 3 at the authority."""
     uid, cell = route.uid, route.cell
-    with backend_errors(f"move {uid} to {cell} (commit)", writes=True):
-        reply = lua.run_script(
-            route.api.client,
-            lua.MOVE_COMMIT,
-            route.authority_keys,
-            [cell, move.move_id, rev, route.here_flag],
-        )
+    reply = yield Script(
+        route.api,
+        lua.MOVE_COMMIT,
+        route.authority_keys,
+        [cell, move.move_id, rev, route.here_flag],
+        f"move {uid} to {cell} (commit)",
+    )
     if reply_text(reply[0]) == "fenced":
         # settled by someone else after our adopt: only a destroy in the target does that
         raise SpecNotFoundError(uid, cell)
@@ -356,27 +355,30 @@ def commit(route: Route, move: OpenMove, rev: int, settings: MoveSettings) -> No
 
 
 @observability.step("release")
-def release(route: Route, move: OpenMove, settings: MoveSettings) -> None:
+def release(route: Route, move: OpenMove, settings: MoveSettings) -> Steps[None]:
     """Step 4, for a source on a cell's own backend: the frozen copy there goes."""
-    with backend_errors(f"move {route.uid} to {route.cell} (release)", writes=True):
-        reply = lua.run_script(
-            _source_client(route),
-            lua.CELL_RELEASE,
-            route.source_keys,
-            [move.move_id, route.cell, settings.buried_seconds],
-        )
+    reply = yield Script(
+        _source_backend(route),
+        lua.CELL_RELEASE,
+        route.source_keys,
+        [move.move_id, route.cell, settings.buried_seconds],
+        f"move {route.uid} to {route.cell} (release)",
+    )
     check_reply(reply, route.uid, route.source, None)
     _notify(settings, "release", route.uid)
 
 
-def _source_client(route: Route) -> Any:
-    return (route.source_backend or route.api).client
+def _source_backend(route: Route) -> AnyBackend:
+    return route.source_backend or route.api
 
 
-def _cell_rev(route: Route) -> int:
+def _cell_rev(route: Route) -> Steps[int]:
     """The target copy's rev (it lives there)."""
-    with backend_errors(f"read the rev of {route.uid} in {route.cell}", writes=False):
-        rev = route.cell_backend.client.hget(route.cell_keys[0], "rev")
+    rev = yield Command(
+        route.cell_backend,
+        ("HGET", route.cell_keys[0], "rev"),
+        f"read the rev of {route.uid} in {route.cell}",
+    )
     if rev is None:
         raise SpecNotFoundError(route.uid, route.cell)
     return int(rev)
@@ -390,7 +392,7 @@ def _pairs(items: Sequence[Any]) -> dict[str, Any]:
 
 
 @observability.step("settle")
-def give_up(route: Route, move: OpenMove, settings: MoveSettings) -> str:
+def give_up(route: Route, move: OpenMove, settings: MoveSettings) -> Steps[str]:
     """Settle an open move so that an adopt and a rollback can never both happen:
 
     * "finished": the move's copy is in the target (commit, release the source);
@@ -400,36 +402,36 @@ def give_up(route: Route, move: OpenMove, settings: MoveSettings) -> str:
     * "settled": someone else settled it first.
     """
     if route.target_here:  # install checks the move id: aborting at the authority fences it
-        outcome = _abort(route, move, settings)
-        if outcome == "settled" and _authority_store(route) == route.cell:
+        outcome = yield from _abort(route, move, settings)
+        if outcome == "settled" and (yield from _authority_store(route)) == route.cell:
             outcome = "finished"
-        _after_source(route, move, settings, released=outcome == "finished")
+        yield from _after_source(route, move, settings, released=outcome == "finished")
         return outcome
-    found = _fence(route, move, settings)
+    found = yield from _fence(route, move, settings)
     if found[0] == "adopted":
-        outcome = _commit_settling(route, move, int(found[1] or 0))
-        _after_source(route, move, settings, released=True)
+        outcome = yield from _commit_settling(route, move, int(found[1] or 0))
+        yield from _after_source(route, move, settings, released=True)
         return outcome
     if found[0] == "destroyed":
-        outcome = tell_destroyed(route, move.epoch, int(found[1]), settings)
-        _after_source(route, move, settings, released=True)
+        outcome = yield from tell_destroyed(route, move.epoch, int(found[1]), settings)
+        yield from _after_source(route, move, settings, released=True)
         return outcome
-    outcome = _abort(route, move, settings)
-    _after_source(route, move, settings, released=False)
+    outcome = yield from _abort(route, move, settings)
+    yield from _after_source(route, move, settings, released=False)
     return outcome
 
 
 @observability.step("seize")
-def seize(route: Route, move: OpenMove, settings: MoveSettings) -> str:
+def seize(route: Route, move: OpenMove, settings: MoveSettings) -> Steps[str]:
     """Take over an open move to settle it, only if its lease expired (checked at the
     authority, atomically): "seized", "running" (leave it to its mover) or "settled"."""
-    with backend_errors(f"settle the move of {route.uid} (seize)", writes=True):
-        reply = lua.run_script(
-            route.api.client,
-            lua.MOVE_SEIZE,
-            route.authority_keys[:1],
-            [move.move_id, settings.lease_ms],
-        )
+    reply = yield Script(
+        route.api,
+        lua.MOVE_SEIZE,
+        route.authority_keys[:1],
+        [move.move_id, settings.lease_ms],
+        f"settle the move of {route.uid} (seize)",
+    )
     status = reply_text(reply[0])
     if status == "fenced":
         return "settled"
@@ -439,78 +441,85 @@ def seize(route: Route, move: OpenMove, settings: MoveSettings) -> str:
     return "seized"
 
 
-def settle_expired(route: Route, move: OpenMove, settings: MoveSettings) -> str:
+def settle_expired(route: Route, move: OpenMove, settings: MoveSettings) -> Steps[str]:
     """What resume_moves and repair do with an open move: seize it (only past its lease),
     then give it up through the target. "running" when its mover still holds the lease."""
-    seized = seize(route, move, settings)
-    return give_up(route, move, settings) if seized == "seized" else seized
+    seized = yield from seize(route, move, settings)
+    if seized != "seized":
+        return seized
+    return (yield from give_up(route, move, settings))
 
 
-def _fence(route: Route, move: OpenMove, settings: MoveSettings) -> list[str]:
+def _fence(route: Route, move: OpenMove, settings: MoveSettings) -> Steps[list[str]]:
     """Ask the target (or, for a move within one backend, the source) to refuse the move
     unless it already happened there: ["adopted", rev] | ["destroyed", rev] | ["aborted"]."""
     uid = route.uid
-    with backend_errors(f"settle the move of {uid} to {route.cell} (fence)", writes=True):
-        if route.within:
-            reply = lua.run_script(
-                _source_client(route),
-                lua.CELL_UNFREEZE,
-                route.source_keys,
-                [move.move_id, route.cell, move.epoch],
-            )
-        else:
-            reply = lua.run_script(
-                route.cell_backend.client,
-                lua.CELL_FENCE,
-                route.fenced_keys,
-                [move.epoch, settings.buried_seconds, move.move_id],
-            )
+    label = f"settle the move of {uid} to {route.cell} (fence)"
+    if route.within:
+        reply = yield Script(
+            _source_backend(route),
+            lua.CELL_UNFREEZE,
+            route.source_keys,
+            [move.move_id, route.cell, move.epoch],
+            label,
+        )
+    else:
+        reply = yield Script(
+            route.cell_backend,
+            lua.CELL_FENCE,
+            route.fenced_keys,
+            [move.epoch, settings.buried_seconds, move.move_id],
+            label,
+        )
     # 'foreign': nothing could be marked there, so the move stays open (frozen, not lost)
     return check_reply(reply, uid, route.cell, None)
 
 
-def _commit_settling(route: Route, move: OpenMove, rev: int) -> str:
-    with backend_errors(f"settle the move of {route.uid} to {route.cell}", writes=True):
-        reply = lua.run_script(
-            route.api.client,
-            lua.MOVE_COMMIT,
-            route.authority_keys,
-            [route.cell, move.move_id, rev, route.here_flag],
-        )
+def _commit_settling(route: Route, move: OpenMove, rev: int) -> Steps[str]:
+    reply = yield Script(
+        route.api,
+        lua.MOVE_COMMIT,
+        route.authority_keys,
+        [route.cell, move.move_id, rev, route.here_flag],
+        f"settle the move of {route.uid} to {route.cell}",
+    )
     return "finished" if reply_text(reply[0]) == "ok" else "settled"
 
 
-def _abort(route: Route, move: OpenMove, settings: MoveSettings) -> str:
-    with backend_errors(f"settle the move of {route.uid} to {route.cell}", writes=True):
-        reply = lua.run_script(
-            route.api.client,
-            lua.MOVE_ABORT,
-            route.authority_keys,
-            [move.move_id, settings.buried_seconds, route.here_flag],
-        )
+def _abort(route: Route, move: OpenMove, settings: MoveSettings) -> Steps[str]:
+    reply = yield Script(
+        route.api,
+        lua.MOVE_ABORT,
+        route.authority_keys,
+        [move.move_id, settings.buried_seconds, route.here_flag],
+        f"settle the move of {route.uid} to {route.cell}",
+    )
     return "rolled_back" if reply_text(reply[0]) == "ok" else "settled"
 
 
-def _after_source(route: Route, move: OpenMove, settings: MoveSettings, *, released: bool) -> None:
+def _after_source(
+    route: Route, move: OpenMove, settings: MoveSettings, *, released: bool
+) -> Steps[None]:
     """A frozen source on a cell's own backend: released after the move happened, else
     unfrozen (nothing to do within one backend: the fence already did it)."""
     if route.source_here or route.within or route.source == "":
         return
     if released:
-        release(route, move, settings)
+        yield from release(route, move, settings)
         return
-    with backend_errors(f"settle the move of {route.uid} (unfreeze)", writes=True):
-        lua.run_script(
-            _source_client(route),
-            lua.CELL_UNFREEZE,
-            route.source_keys,
-            [move.move_id, route.cell, move.epoch],
-        )
+    yield Script(
+        _source_backend(route),
+        lua.CELL_UNFREEZE,
+        route.source_keys,
+        [move.move_id, route.cell, move.epoch],
+        f"settle the move of {route.uid} (unfreeze)",
+    )
 
 
-def _authority_store(route: Route) -> str | None:
-    with backend_errors(f"read the home of {route.uid}", writes=False):
-        home = route.api.client.hget(route.authority_keys[0], "store")
+def _authority_store(route: Route) -> Steps[str | None]:
+    home = yield Command(
+        route.api, ("HGET", route.authority_keys[0], "store"), f"read the home of {route.uid}"
+    )
     return reply_text(home) if home else None
 
 
@@ -531,15 +540,15 @@ class CopyResult:
 
 
 def create_copies(
-    api: Backend,
-    cell_backend: Backend,
+    api: AnyBackend,
+    cell_backend: AnyBackend,
     cell: str,
     copies: Sequence[NewCopy],
     settings: MoveSettings,
     now: str,
     *,
     revive: bool = True,
-) -> list[CopyResult]:
+) -> Steps[list[CopyResult]]:
     """Claim, adopt and commit many new copies: one pipeline per step.
 
     ``revive=False`` (an import without overwrite) leaves a destroyed instance destroyed:
@@ -556,13 +565,8 @@ def create_copies(
         for route, copy in zip(routes, copies, strict=True)
     ]
     claimed: list[tuple[Route, NewCopy, OpenMove, int]] = []
-    for route, copy, call, reply in zip(
-        routes,
-        copies,
-        claim_calls,
-        _pipelined(api, claim_calls, "claim", results, copies),
-        strict=True,
-    ):
+    claim_replies = yield from _pipelined(api, claim_calls, "claim", results, copies)
+    for route, copy, call, reply in zip(routes, copies, claim_calls, claim_replies, strict=True):
         if reply is None:
             continue
         status = reply_text(reply[0])
@@ -598,7 +602,9 @@ def create_copies(
     ]
     adopted: list[tuple[Route, NewCopy, OpenMove, int]] = []
     claimed_copies = [item[1] for item in claimed]
-    adopt_replies = _pipelined(cell_backend, adopt_calls, "adopt", results, claimed_copies)
+    adopt_replies = yield from _pipelined(
+        cell_backend, adopt_calls, "adopt", results, claimed_copies
+    )
     for (route, copy, move, rev), reply in zip(claimed, adopt_replies, strict=True):
         if reply is None:
             continue
@@ -608,7 +614,7 @@ def create_copies(
             continue
         # refused (foreign data at the cell key): nothing of this move is in the cell
         try:
-            give_up(route, move, settings)
+            yield from give_up(route, move, settings)
         except StoreError as exc:
             results[copy.uid] = CopyResult(copy.uid, "unknown", error=exc)
             continue
@@ -622,7 +628,7 @@ def create_copies(
         for route, _, move, rev in adopted
     ]
     adopted_copies = [item[1] for item in adopted]
-    commit_replies = _pipelined(api, commit_calls, "commit", results, adopted_copies)
+    commit_replies = yield from _pipelined(api, commit_calls, "commit", results, adopted_copies)
     for (_, copy, _, rev), reply in zip(adopted, commit_replies, strict=True):
         if reply is None:
             continue
@@ -635,19 +641,18 @@ def create_copies(
 
 
 def _pipelined(
-    backend: Backend,
+    backend: AnyBackend,
     calls: list[lua.Call],
     step: str,
     results: dict[str, CopyResult],
     copies: Sequence[NewCopy],
-) -> list[Any]:
+) -> Steps[list[Any]]:
     """Replies of one step's pipeline; None where the call failed (recorded in ``results``:
     "failed" when nothing can have landed, else "unknown")."""
     if not calls:
         return []
     try:
-        with backend_errors(f"{step} of {len(calls)} specs", writes=True):
-            replies = lua.run_scripts_pipelined(backend.client, calls)
+        replies = yield Scripts(backend, calls, f"{step} of {len(calls)} specs")
     except BackendError as exc:
         first = step == "claim" and not exc.may_have_written
         if not first:  # the claim landed: the call as a whole did write
@@ -675,53 +680,53 @@ def destroy(
     route: Route,
     expected_rev: int | None,
     settings: MoveSettings,
-    backend_of: Callable[[str], Backend],
-) -> None:
+    backend_of: Callable[[str], AnyBackend],
+) -> Steps[None]:
     """Delete the cell copy (compare-and-set with ``expected_rev``), then tell the authority.
 
     When the copy was destroyed while the move that brought it was still open, its frozen
     source goes too (atomically with the authority's step when it is on the api backend).
     """
     uid, cell = route.uid, route.cell
-    with backend_errors(f"destroy {uid}", writes=False):
-        source_raw = route.api.client.hget(route.authority_keys[0], "move_from")
+    source_raw = yield Command(
+        route.api, ("HGET", route.authority_keys[0], "move_from"), f"destroy {uid}"
+    )
     source = reply_text(source_raw) if source_raw else ""
     if source:
         source_backend = backend_of(source)
         route = Route(route.api, route.cell_backend, cell, uid, source, source_backend)
     expected = "" if expected_rev is None else str(expected_rev)
-    with backend_errors(f"destroy {uid}", writes=True):
-        reply = lua.run_script(
-            route.cell_backend.client,
-            lua.DESTROY,
-            route.cell_keys,
-            [cell, expected, settings.buried_seconds, ""],
-        )
+    reply = yield Script(
+        route.cell_backend,
+        lua.DESTROY,
+        route.cell_keys,
+        [cell, expected, settings.buried_seconds, ""],
+        f"destroy {uid}",
+    )
     last_rev, epoch = check_reply(reply, uid, cell, expected_rev)
     _notify(settings, "destroy", uid)
     try:
-        with backend_errors(f"destroy {uid} (authority)", writes=True):
-            reply = _tell(route, int(epoch), int(last_rev), settings)
+        reply = yield _tell(route, int(epoch), int(last_rev), settings)
     except BackendError as exc:
         # the cell copy is gone; the authority still names the cell until repair runs
         raise BackendError(exc.operation, exc.__cause__ or exc, may_have_written=True) from exc
     fields = check_reply(reply, uid, API, None)
     if fields[0] == "destroyed" and fields[1] and not route.source_here:
-        release(route, OpenMove(fields[2], int(epoch)), settings)
+        yield from release(route, OpenMove(fields[2], int(epoch)), settings)
 
 
-def tell_destroyed(route: Route, epoch: int, last_rev: int, settings: MoveSettings) -> str:
+def tell_destroyed(route: Route, epoch: int, last_rev: int, settings: MoveSettings) -> Steps[str]:
     """The authority's step of a destroy (also run by give_up and repair): "destroyed", or
     "settled" when the authority had moved on."""
-    with backend_errors(f"destroy {route.uid} (authority)", writes=True):
-        reply = _tell(route, epoch, last_rev, settings)
+    reply = yield _tell(route, epoch, last_rev, settings)
     return "destroyed" if check_reply(reply, route.uid, API, None)[0] == "destroyed" else "settled"
 
 
-def _tell(route: Route, epoch: int, last_rev: int, settings: MoveSettings) -> Any:
-    return lua.run_script(
-        route.api.client,
+def _tell(route: Route, epoch: int, last_rev: int, settings: MoveSettings) -> Script:
+    return Script(
+        route.api,
         lua.MOVE_DESTROYED,
         route.authority_keys,
         [route.cell, epoch, last_rev, settings.buried_seconds, route.here_flag],
+        f"destroy {route.uid} (authority)",
     )

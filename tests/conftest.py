@@ -13,6 +13,7 @@ from hypothesis import core, settings
 from specstore import RequestContext, SpecStore
 from tests.support.redis_cluster import RedisClusterNodes, start_cluster
 from tests.support.redis_server import RedisServer, start_server
+from tests.support.through_async import ThroughAsync
 
 _memory_names = itertools.count()
 
@@ -88,6 +89,55 @@ def memory_store() -> SpecStore:
     return SpecStore.from_url(f"memory://test-{next(_memory_names)}")
 
 
+@pytest.fixture
+def memory_async_store() -> Iterator[SpecStore]:
+    store = ThroughAsync.on(f"memory://test-{next(_memory_names)}")
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def real_async_store(url: str) -> Iterator[SpecStore]:
+    store = ThroughAsync.on(url)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def cluster_async_store(redis_cluster: RedisClusterNodes) -> Iterator[SpecStore]:
+    redis_cluster.flush()
+    store = ThroughAsync.on(redis_cluster.url)
+    yield store
+    store.close()
+
+
+STORE_FIXTURES = {
+    "fakeredis": "memory_store",
+    "redis": "real_store",
+    "cluster": "cluster_store",
+    "fakeredis-async": "memory_async_store",
+    "redis-async": "real_async_store",
+    "cluster-async": "cluster_async_store",
+}
+"""Store kinds -> their fixtures; an ``-async`` kind is the AsyncSpecStore (driven through
+:class:`tests.support.through_async.ThroughAsync`)."""
+
+BOTH_STORES = [
+    "fakeredis",
+    pytest.param("redis", marks=pytest.mark.redis),
+    pytest.param("cluster", marks=pytest.mark.cluster),
+    "fakeredis-async",
+    pytest.param("redis-async", marks=pytest.mark.redis),
+    pytest.param("cluster-async", marks=pytest.mark.cluster),
+]
+"""The params of a suite that runs against both the sync and the asyncio store."""
+
+
+def store_of_kind(request: pytest.FixtureRequest) -> SpecStore:
+    result: SpecStore = request.getfixturevalue(STORE_FIXTURES[request.param])
+    return result
+
+
 @pytest.fixture(
     params=[
         "fakeredis",
@@ -97,9 +147,7 @@ def memory_store() -> SpecStore:
 )
 def store(request: pytest.FixtureRequest) -> SpecStore:
     """The same store tests run on fakeredis, a real redis-server and a real Redis Cluster."""
-    names = {"fakeredis": "memory_store", "redis": "real_store", "cluster": "cluster_store"}
-    result: SpecStore = request.getfixturevalue(names[request.param])
-    return result
+    return store_of_kind(request)
 
 
 @pytest.fixture

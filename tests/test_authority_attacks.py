@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from specstore import RequestContext, SpecStore, bulk, legacy, lua, two_phase
+from specstore.drivers.sync import run
 from specstore.errors import (
     BackendError,
     CorruptDocumentError,
@@ -205,7 +206,7 @@ def test_resume_moves_leaves_a_move_whose_lease_was_renewed_after_its_scan(
     real_seize = two_phase.seize
     joined: list[str] = []
 
-    def seize(route: two_phase.Route, move: two_phase.OpenMove, settings: Any) -> str:
+    def seize(route: two_phase.Route, move: two_phase.OpenMove, settings: Any) -> Any:
         if route.uid == uid and not joined:
             joined.append(uid)  # a retried promote joins (30 s lease) and stops after begin
             retrier = make_store(servers, on_move_step=crash_after("begin"))
@@ -233,7 +234,7 @@ def test_a_retried_promote_cannot_join_a_move_being_settled(
     real_give_up = two_phase.give_up
     refused: list[Exception] = []
 
-    def give_up(route: two_phase.Route, move: two_phase.OpenMove, settings: Any) -> str:
+    def give_up(route: two_phase.Route, move: two_phase.OpenMove, settings: Any) -> Any:
         if route.uid == uid and not refused:
             with pytest.raises(MoveInProgressError) as info:
                 make_store(servers).promote(ctx, uid, REMOTE)
@@ -312,7 +313,7 @@ def test_a_duplicate_adopt_after_a_fence_that_left_no_mark_makes_a_second_writab
     moves: list[two_phase.OpenMove] = []
     real_give_up = two_phase.give_up
 
-    def give_up(route: two_phase.Route, move: two_phase.OpenMove, settings: Any) -> str:
+    def give_up(route: two_phase.Route, move: two_phase.OpenMove, settings: Any) -> Any:
         moves.append(move)
         return real_give_up(route, move, settings)
 
@@ -325,7 +326,8 @@ def test_a_duplicate_adopt_after_a_fence_that_left_no_mark_makes_a_second_writab
     if moves:  # the create was refused: its adopt message arrives a second time
         late = moves[0]
         rev = int(store.client.hget(store.keys.location_key(uid), "rev") or 0) + 1
-        two_phase.adopt(store.route(REMOTE, uid), late, adopt_args(store, spec, rev), store.moves)
+        route = store.route(REMOTE, uid)
+        run(two_phase.adopt(route, late, adopt_args(store, spec, rev), store.moves))
     writable = []
     for target in (cell_ctx, ctx):
         try:
@@ -354,7 +356,7 @@ def test_a_late_adopt_after_the_operator_removed_a_foreign_cell_record_is_refuse
     moves: list[two_phase.OpenMove] = []
     real_give_up = two_phase.give_up
 
-    def give_up(route: two_phase.Route, move: two_phase.OpenMove, settings: Any) -> str:
+    def give_up(route: two_phase.Route, move: two_phase.OpenMove, settings: Any) -> Any:
         moves.append(move)
         return real_give_up(route, move, settings)
 
@@ -364,7 +366,8 @@ def test_a_late_adopt_after_the_operator_removed_a_foreign_cell_record_is_refuse
     monkeypatch.undo()
     cell.client.delete(cell.keys.location_key(uid))  # the operator cleans up
     with contextlib.suppress(StoreError):
-        two_phase.adopt(store.route(REMOTE, uid), moves[0], adopt_args(store, spec, 1), store.moves)
+        route = store.route(REMOTE, uid)
+        run(two_phase.adopt(route, moves[0], adopt_args(store, spec, 1), store.moves))
     writable = []
     for target in (ctx, ctx.target_cell(REMOTE)):
         try:
@@ -562,8 +565,8 @@ def test_late_steps_of_a_rolled_back_move_change_nothing(
     moves: list[two_phase.OpenMove] = []
     real = lua.run_script
 
-    def spy(client: Any, script: Any, keys: list[str], args: list[Any]) -> Any:
-        reply = real(client, script, keys, args)
+    def spy(client: Any, script: Any, keys: list[str], args: list[Any], **options: Any) -> Any:
+        reply = real(client, script, keys, args, **options)
         if script is lua.MOVE_BEGIN and reply_text(reply[0]) == "ok":
             moves.append(two_phase.OpenMove(reply_text(reply[1]), int(reply[2])))
         return reply
@@ -578,10 +581,10 @@ def test_late_steps_of_a_rolled_back_move_change_nothing(
     acked = store.save(ctx, spec)
     route = store.route(REMOTE, uid)
     with pytest.raises((SpecNotFoundError, MoveAbortedError)):
-        two_phase.adopt(route, moves[0], adopt_args(store, spec, 1), store.moves)
+        run(two_phase.adopt(route, moves[0], adopt_args(store, spec, 1), store.moves))
     with pytest.raises(SpecNotFoundError):
-        two_phase.commit(route, moves[0], 1, store.moves)
-    assert two_phase.give_up(route, moves[0], store.moves) == "settled"
+        run(two_phase.commit(route, moves[0], 1, store.moves))
+    assert run(two_phase.give_up(route, moves[0], store.moves)) == "settled"
     assert homes(store, uid) == [API] and store.get(ctx, uid).rev == acked
 
 

@@ -38,6 +38,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_stat
 
 from specstore import RequestContext, SpecStore, bulk, two_phase
 from specstore.connection import connect
+from specstore.drivers import sync
 from specstore.errors import (
     ConflictError,
     SpecNotFoundError,
@@ -351,8 +352,8 @@ class AuthorityMachine(RuleBasedStateMachine):
         route = store.route(REMOTE, mover.uid)
 
         def steps() -> None:
-            rev = two_phase.adopt(route, mover.move, mover.record, store.moves)
-            two_phase.commit(route, mover.move, rev, store.moves)
+            rev = sync.run(two_phase.adopt(route, mover.move, mover.record, store.moves))
+            sync.run(two_phase.commit(route, mover.move, rev, store.moves))
 
         self.call("late mover", steps)
 

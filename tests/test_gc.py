@@ -223,7 +223,7 @@ def test_a_spec_being_moved_is_skipped(url: str, cell_server: RedisServer) -> No
     cell_client = cell_server.client()
     cell_client.flushall()
 
-    def topology() -> Topology:
+    def topology() -> Topology[Backend]:
         return Topology(
             Backend("api", connect(url), Keyspace()),
             {"cell2": Backend("cell2", connect(cell_server.url), Keyspace())},

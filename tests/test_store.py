@@ -21,7 +21,14 @@ from specstore import (
 )
 from specstore.errors import InvalidCellNameError
 from specstore.model import strip_transient
+from tests.conftest import BOTH_STORES, store_of_kind
 from tests.factories import typical_spec
+
+
+@pytest.fixture(params=BOTH_STORES)
+def store(request: pytest.FixtureRequest) -> SpecStore:
+    """The store suite runs against SpecStore and AsyncSpecStore alike."""
+    return store_of_kind(request)
 
 
 def all_keys(store: SpecStore) -> set[str]:

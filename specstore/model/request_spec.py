@@ -28,6 +28,7 @@ from specstore.model.scheduling import (
 
 if TYPE_CHECKING:
     from specstore.context import RequestContext
+    from specstore.records import StoredSpec
 
 
 def _hints(value: object, handler: ValidatorFunctionWrapHandler) -> dict[str, list[str]]:
@@ -171,9 +172,39 @@ class RequestSpec(SpecModel):
 
     def refresh(self, ctx: RequestContext) -> None:
         """Reload the persisted fields in place; transient per-request fields are kept."""
+        self._reload(ctx.require_store().get(ctx, self.instance_uuid))
+
+    # the same, as coroutines, when the context holds an AsyncSpecStore
+
+    async def acreate(self, ctx: RequestContext) -> None:
+        """:meth:`create`, awaited."""
+        self._rev = await ctx.require_async_store().create(ctx, self)
+
+    async def asave(self, ctx: RequestContext) -> None:
+        """:meth:`save`, awaited."""
+        self._rev = await ctx.require_async_store().save(ctx, self, rev=self.rev)
+
+    async def adestroy(self, ctx: RequestContext) -> None:
+        """:meth:`destroy`, awaited."""
+        await ctx.require_async_store().destroy(ctx, self.instance_uuid, rev=self.rev)
+        self._rev = None
+
+    @classmethod
+    async def aget_by_instance_uuid(
+        cls, ctx: RequestContext, instance_uuid: UUID | str
+    ) -> RequestSpec:
+        """:meth:`get_by_instance_uuid`, awaited."""
+        stored = await ctx.require_async_store().get(ctx, instance_uuid)
+        stored.spec._rev = stored.rev
+        return stored.spec
+
+    async def arefresh(self, ctx: RequestContext) -> None:
+        """:meth:`refresh`, awaited."""
+        self._reload(await ctx.require_async_store().get(ctx, self.instance_uuid))
+
+    def _reload(self, stored: StoredSpec) -> None:
         from specstore.model.persistence import keep_transient
 
-        stored = ctx.require_store().get(ctx, self.instance_uuid)
         merged = keep_transient(stored.spec, self)
         for name in type(self).model_fields:
             object.__setattr__(self, name, getattr(merged, name))

@@ -1,0 +1,121 @@
+"""Run the store's logic with ``redis.asyncio`` clients (a server or a Redis Cluster)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any, TypeVar, cast
+
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import NoScriptError
+
+from specstore import lua
+from specstore.calls import Command, Commands, Hashes, Request, ScanPage, Script, Scripts, Steps
+from specstore.connection import AsyncRedisClient, backend_errors, hash_replies
+from specstore.scan import ScanPosition, position_after
+from specstore.topology import AsyncBackend
+
+T = TypeVar("T")
+
+
+async def run(steps: Steps[T]) -> T:
+    """Drive ``steps`` to its result, awaiting each call it yields (see
+    :func:`specstore.drivers.sync.run`: the same contract)."""
+    try:
+        request = next(steps)
+        while True:
+            try:
+                reply = await execute(request)
+            except Exception as exc:
+                request = steps.throw(exc)
+            else:
+                request = steps.send(reply)
+    except StopIteration as stop:
+        return cast(T, stop.value)
+
+
+async def execute(request: Request) -> Any:
+    """One call's reply; redis-py failures become BackendError (reply errors stay as they
+    are, for the logic to read)."""
+    client = cast(AsyncBackend, request.backend).client
+    if isinstance(request, Script):
+        with backend_errors(request.label, writes=request.writes):
+            return await _script(client, (request.script, request.keys, request.args))
+    if isinstance(request, Scripts):
+        with backend_errors(request.label, writes=True):
+            return await _scripts(client, request.calls)
+    if isinstance(request, Hashes):
+        with backend_errors(request.label, writes=False):
+            return hash_replies(await _pipeline(client, [("HGETALL", k) for k in request.keys]))
+    if isinstance(request, Command):
+        with backend_errors(request.label, writes=request.writes):
+            return await client.execute_command(*request.args)
+    if isinstance(request, Commands):
+        with backend_errors(request.label, writes=request.writes):
+            return await _pipeline(client, request.commands)
+    with backend_errors(f"scan {request.pattern}", writes=False):
+        return await _scan(client, request)
+
+
+async def _script(client: AsyncRedisClient, call: lua.Call) -> Any:
+    """EVALSHA, loading the script on NOSCRIPT (it did not run: calling again is safe)."""
+    try:
+        return await client.execute_command(*lua.evalsha(call))
+    except NoScriptError:
+        await client.script_load(call[0].source)
+        return await client.execute_command(*lua.evalsha(call))
+
+
+async def _scripts(client: AsyncRedisClient, calls: Sequence[lua.Call]) -> list[Any]:
+    """Script calls in one pipeline (on a cluster: side by side, each routed, and redirected
+    during resharding, by the client); NOSCRIPT ones again after loading their scripts."""
+    replies = await _pipeline(client, [lua.evalsha(call) for call in calls])
+    missing = lua.not_loaded(replies)
+    if missing:
+        for script in {calls[i][0] for i in missing}:
+            await client.script_load(script.source)
+        again = await _pipeline(client, [lua.evalsha(calls[i]) for i in missing])
+        for i, reply in zip(missing, again, strict=True):
+            replies[i] = reply
+    return replies
+
+
+async def _pipeline(client: AsyncRedisClient, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
+    """Replies of ``commands`` in order, each failed one as its exception."""
+    if not commands:
+        return []
+    if isinstance(client, RedisCluster):
+        return list(
+            await asyncio.gather(
+                *(client.execute_command(*command) for command in commands),
+                return_exceptions=True,
+            )
+        )
+    pipe = client.pipeline(transaction=False)
+    for command in commands:
+        pipe.execute_command(*command)
+    return list(await pipe.execute(raise_on_error=False))
+
+
+async def _scan(
+    client: AsyncRedisClient, request: ScanPage
+) -> tuple[list[bytes], ScanPosition | None]:
+    index, cursor = request.position.node, request.position.cursor
+    arguments = ("SCAN", cursor, "MATCH", request.pattern, "COUNT", request.count)
+    if isinstance(client, RedisCluster):
+        nodes = sorted(client.get_primaries(), key=lambda n: n.name)
+        reply = await client.execute_command(*arguments, target_nodes=nodes[index])
+        count = len(nodes)
+    else:
+        reply = await client.execute_command(*arguments)  # type: ignore[no-untyped-call]
+        count = 1
+    next_cursor, keys = _scan_reply(reply)
+    return keys, position_after(index, next_cursor, count)
+
+
+def _scan_reply(reply: Any) -> tuple[int, list[bytes]]:
+    """A SCAN reply as (cursor, keys), whichever shape redis-py's callback gave it."""
+    if isinstance(reply, dict):  # a cluster reply, by node
+        (reply,) = reply.values()
+    cursor, keys = reply
+    return int(cursor), list(keys)

@@ -1,0 +1,70 @@
+"""Run the store's logic with redis-py's blocking clients (and their spare connections)."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar, cast
+
+from specstore import lua
+from specstore.calls import Command, Commands, Hashes, Request, ScanPage, Script, Scripts, Steps
+from specstore.connection import backend_errors, read_hashes
+from specstore.scan import ScanPosition, node_clients, position_after
+from specstore.topology import Backend
+
+T = TypeVar("T")
+
+
+def run(steps: Steps[T]) -> T:
+    """Drive ``steps`` to its result: each call it yields is run, its reply sent back, its
+    error (a :class:`~specstore.errors.BackendError`, or Redis's reply error) thrown in."""
+    try:
+        request = next(steps)
+        while True:
+            try:
+                reply = execute(request)
+            except Exception as exc:
+                request = steps.throw(exc)
+            else:
+                request = steps.send(reply)
+    except StopIteration as stop:
+        return cast(T, stop.value)
+
+
+def execute(request: Request) -> Any:
+    """One call's reply; redis-py failures become BackendError (reply errors stay as they
+    are, for the logic to read)."""
+    backend = cast(Backend, request.backend)
+    if isinstance(request, Script):
+        with backend_errors(request.label, writes=request.writes):
+            return lua.run_script(
+                backend.client, request.script, request.keys, request.args, held=backend.held
+            )
+    if isinstance(request, Scripts):
+        with backend_errors(request.label, writes=True):
+            return lua.run_scripts_pipelined(backend.client, list(request.calls), held=backend.held)
+    if isinstance(request, Hashes):
+        with backend_errors(request.label, writes=False):
+            return read_hashes(backend.client, request.keys, backend.held)
+    if isinstance(request, Command):
+        with backend_errors(request.label, writes=request.writes):
+            if backend.held is not None:
+                return backend.held.execute(*request.args)
+            return backend.client.execute_command(*request.args)  # type: ignore[no-untyped-call]
+    if isinstance(request, Commands):
+        with backend_errors(request.label, writes=request.writes):
+            if backend.held is not None:
+                return backend.held.pipeline(request.commands)
+            pipe = backend.client.pipeline(transaction=False)
+            for command in request.commands:
+                pipe.execute_command(*command)
+            return pipe.execute(raise_on_error=False)
+    return _scan(backend, request)
+
+
+def _scan(backend: Backend, request: ScanPage) -> tuple[list[bytes], ScanPosition | None]:
+    nodes = node_clients(backend.client)
+    index = request.position.node
+    with backend_errors(f"scan {request.pattern}", writes=False):
+        cursor, keys = nodes[index].scan(
+            cursor=request.position.cursor, match=request.pattern, count=request.count
+        )
+    return cast(list[bytes], keys), position_after(index, int(cursor), len(nodes))
