@@ -19,6 +19,8 @@ specstore/baseline, target, met/MISSED):
 7. save / get latency vs redis-om-python's JsonModel (when redis-om and RedisJSON are there)
 8. save / get latency with an OpenTelemetry provider configured vs none, and with none vs
    without the otel extra (needs opentelemetry-sdk; "not run" otherwise)
+9. asyncio save / get latency (p50, p99) of AsyncSpecStore vs raw ``redis.asyncio`` HSET /
+   HGETALL and vs hand-rolled pydantic JSON + SET / GET on ``redis.asyncio`` (one event loop)
 
 ``--chart PATH`` also draws the latencies and throughputs as a PNG (matplotlib, bench extra).
 """
@@ -40,6 +42,7 @@ from typing import Any
 import redis
 
 from benchmarks import (
+    asyncbench,
     batch,
     chart,
     codecbench,
@@ -61,7 +64,7 @@ from benchmarks.workload import (
 )
 from specstore.connection import connect
 
-FIGURES = (1, 2, 3, 4, 5, 6, 7, 8)
+FIGURES = (1, 2, 3, 4, 5, 6, 7, 8, 9)
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -159,6 +162,7 @@ def run(args: argparse.Namespace) -> tuple[list[Row], dict[str, Any], dict[str, 
                 5: lambda: codecbench.figure_5(client, prefix, counts),
                 7: lambda: redisom.figure_7(client, prefix, counts),
                 8: lambda: otelbench.figure_8(client, prefix, counts),
+                9: lambda: asyncbench.figure_9(url, prefix, counts),
             }
             for number, figure in figures.items():
                 if number in args.figures or (number == 1 and 2 in args.figures):

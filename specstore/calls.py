@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeAlias, TypeVar
+from typing import Any, ClassVar, TypeAlias, TypeVar
 
 from specstore.lua import Call as ScriptCall
 from specstore.lua import LuaScript
@@ -45,6 +45,7 @@ class Scripts:
     backend: AnyBackend
     calls: Sequence[ScriptCall]
     label: str
+    writes: ClassVar[bool] = True
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,7 @@ class Hashes:
     backend: AnyBackend
     keys: Sequence[str]
     label: str
+    writes: ClassVar[bool] = False
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,11 @@ class ScanPage:
     pattern: str
     count: int
     position: ScanPosition
+    writes: ClassVar[bool] = False
+
+    @property
+    def label(self) -> str:
+        return f"scan {self.pattern}"
 
 
 Request: TypeAlias = "Script | Scripts | Command | Commands | Hashes | ScanPage"
@@ -94,9 +101,3 @@ Request: TypeAlias = "Script | Scripts | Command | Commands | Hashes | ScanPage"
 T = TypeVar("T")
 Steps: TypeAlias = Generator[Request, Any, T]
 """An operation of the store's logic: yields calls, returns its result."""
-
-
-def done(value: T) -> Steps[T]:
-    """Steps that call nothing and return ``value`` (for branches that need no I/O)."""
-    return value
-    yield  # pragma: no cover - makes this a generator

@@ -171,11 +171,14 @@ def _before_send(exc: redis.RedisError) -> bool:
 
 
 @contextlib.contextmanager
-def backend_errors(operation: str, *, writes: bool) -> Iterator[None]:
-    """Turn redis-py failures inside the block into :class:`BackendError`."""
+def backend_errors(operation: str, *, writes: bool, reply_errors: bool = False) -> Iterator[None]:
+    """Turn redis-py failures inside the block into :class:`BackendError`; with
+    ``reply_errors`` an error reply of Redis (``ResponseError``) passes as it is."""
     try:
         yield
     except redis.RedisError as exc:
+        if reply_errors and isinstance(exc, redis.ResponseError):
+            raise
         may_have_written = writes and not _before_send(exc)
         raise BackendError(operation, exc, may_have_written=may_have_written) from exc
 

@@ -230,15 +230,11 @@ class RecordEncoder:
         is not a readable spec of ``instance_uuid``."""
         return self.from_fields(store, instance_uuid, [raw.get(f) for f in EXPORT_FIELDS])
 
-    def from_fields(
-        self, store: str, instance_uuid: str, values: list[bytes | None]
-    ) -> bytes:
+    def from_fields(self, store: str, instance_uuid: str, values: list[bytes | None]) -> bytes:
         """:meth:`from_hash` of the hash's :data:`EXPORT_FIELDS` (an HMGET reply)."""
         doc, rev, schema, project_id, user_id, created_at, updated_at = values[:7]
         if doc is None or rev is None or not rev.isdigit():
-            raise CorruptDocumentError(
-                f"spec record {instance_uuid} in {store!r} lacks doc or rev"
-            )
+            raise CorruptDocumentError(f"spec record {instance_uuid} in {store!r} lacks doc or rev")
         item: dict[str, Any] = {
             "instance_uuid": instance_uuid,
             "store": store,

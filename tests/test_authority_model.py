@@ -48,6 +48,7 @@ from specstore.keys import API, Keyspace
 from specstore.topology import Backend, Topology
 from tests.factories import typical_spec
 from tests.support.redis_server import RedisServer, start_server
+from tests.support.through_async import ThroughAsync
 
 pytestmark = [pytest.mark.redis, pytest.mark.reliability]
 
@@ -90,6 +91,8 @@ class PausedMover:
 
 class AuthorityMachine(RuleBasedStateMachine):
     servers: ClassVar[tuple[RedisServer, RedisServer]]
+    kind: ClassVar[str] = "sync"
+    """"sync": the clients are SpecStores; "async": AsyncSpecStores (through ThroughAsync)."""
     outcomes: ClassVar[Counter[str]] = Counter()
 
     def __init__(self) -> None:
@@ -121,6 +124,9 @@ class AuthorityMachine(RuleBasedStateMachine):
         def hook(step: str, uid: str) -> None:
             self._at_step(index, step, uid)
 
+        if self.kind == "async":
+            urls = {"api": api.url, "remote": cell.url}
+            return ThroughAsync(topology, urls, move_lease_seconds=LEASE, on_move_step=hook)
         return SpecStore(topology, move_lease_seconds=LEASE, on_move_step=hook)
 
     def teardown(self) -> None:
@@ -489,13 +495,14 @@ def unreached(outcomes: Counter[str]) -> list[str]:
     return [p for p in NEEDED if not any(name.startswith(p) for name in outcomes)]
 
 
+@pytest.mark.parametrize("kind", ["sync", "async"])
 def test_the_authority_keeps_its_guarantees_under_crashes_and_late_steps(
-    model_servers: tuple[RedisServer, RedisServer],
+    model_servers: tuple[RedisServer, RedisServer], kind: str
 ) -> None:
     run_seed = int(os.environ.get("SPECSTORE_MODEL_SEED") or random.SystemRandom().randrange(2**32))
     examples = int(os.environ.get("SPECSTORE_MODEL_EXAMPLES", "100"))
     steps = int(os.environ.get("SPECSTORE_MODEL_STEPS", "40"))
-    machine = type("Machine", (AuthorityMachine,), {"servers": model_servers})
+    machine = type("Machine", (AuthorityMachine,), {"servers": model_servers, "kind": kind})
     AuthorityMachine.outcomes = Counter()
     config = settings(
         max_examples=examples,

@@ -35,6 +35,9 @@ EXPECTED_ROWS = {
     8: ["save latency p50, provider configured", "get latency p50, provider configured",
         "save latency p50, no provider", "get latency p50, no provider",
         "instrumentation per call, no provider"],
+    9: ["async save latency p50", "async save latency p99", "async get latency p50",
+        "async get latency p99", "async save latency p50 vs hand-rolled",
+        "async get latency p50 vs hand-rolled"],
 }
 OPTIONAL = {7}
 """Figures that say "not run" when their packages are missing (redis-om, RedisJSON)."""

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from typing import Any, TypeVar, cast
 
+import redis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoScriptError
 
 from specstore import lua
 from specstore.calls import Command, Commands, Hashes, Request, ScanPage, Script, Scripts, Steps
 from specstore.connection import AsyncRedisClient, backend_errors, hash_replies
+from specstore.drivers import throw_reply_error
 from specstore.scan import ScanPosition, position_after
 from specstore.topology import AsyncBackend
 
@@ -26,6 +27,8 @@ async def run(steps: Steps[T]) -> T:
         while True:
             try:
                 reply = await execute(request)
+            except redis.ResponseError as exc:
+                request = throw_reply_error(steps, request, exc)
             except Exception as exc:
                 request = steps.throw(exc)
             else:
@@ -39,21 +42,21 @@ async def execute(request: Request) -> Any:
     are, for the logic to read)."""
     client = cast(AsyncBackend, request.backend).client
     if isinstance(request, Script):
-        with backend_errors(request.label, writes=request.writes):
+        with backend_errors(request.label, writes=request.writes, reply_errors=True):
             return await _script(client, (request.script, request.keys, request.args))
     if isinstance(request, Scripts):
-        with backend_errors(request.label, writes=True):
+        with backend_errors(request.label, writes=True, reply_errors=True):
             return await _scripts(client, request.calls)
     if isinstance(request, Hashes):
-        with backend_errors(request.label, writes=False):
+        with backend_errors(request.label, writes=False, reply_errors=True):
             return hash_replies(await _pipeline(client, [("HGETALL", k) for k in request.keys]))
     if isinstance(request, Command):
-        with backend_errors(request.label, writes=request.writes):
+        with backend_errors(request.label, writes=request.writes, reply_errors=True):
             return await client.execute_command(*request.args)
     if isinstance(request, Commands):
-        with backend_errors(request.label, writes=request.writes):
+        with backend_errors(request.label, writes=request.writes, reply_errors=True):
             return await _pipeline(client, request.commands)
-    with backend_errors(f"scan {request.pattern}", writes=False):
+    with backend_errors(f"scan {request.pattern}", writes=False, reply_errors=True):
         return await _scan(client, request)
 
 
@@ -67,8 +70,8 @@ async def _script(client: AsyncRedisClient, call: lua.Call) -> Any:
 
 
 async def _scripts(client: AsyncRedisClient, calls: Sequence[lua.Call]) -> list[Any]:
-    """Script calls in one pipeline (on a cluster: side by side, each routed, and redirected
-    during resharding, by the client); NOSCRIPT ones again after loading their scripts."""
+    """Script calls in one pipeline (on a cluster: one by one, see :func:`_pipeline`);
+    NOSCRIPT ones again after loading their scripts."""
     replies = await _pipeline(client, [lua.evalsha(call) for call in calls])
     missing = lua.not_loaded(replies)
     if missing:
@@ -85,12 +88,16 @@ async def _pipeline(client: AsyncRedisClient, commands: Sequence[tuple[Any, ...]
     if not commands:
         return []
     if isinstance(client, RedisCluster):
-        return list(
-            await asyncio.gather(
-                *(client.execute_command(*command) for command in commands),
-                return_exceptions=True,
-            )
-        )
+        # One call after the other, each routed (and redirected while a slot moves) by the
+        # client: redis.asyncio's cluster client fails calls sent side by side on one
+        # node's connections ("Connection closed by server") when it may not retry.
+        replies: list[Any] = []
+        for command in commands:
+            try:
+                replies.append(await client.execute_command(*command))
+            except redis.ResponseError as exc:
+                replies.append(exc)
+        return replies
     pipe = client.pipeline(transaction=False)
     for command in commands:
         pipe.execute_command(*command)
@@ -114,8 +121,11 @@ async def _scan(
 
 
 def _scan_reply(reply: Any) -> tuple[int, list[bytes]]:
-    """A SCAN reply as (cursor, keys), whichever shape redis-py's callback gave it."""
-    if isinstance(reply, dict):  # a cluster reply, by node
+    """A SCAN reply as (cursor, keys), whichever shape redis-py's callback gave it (the
+    asyncio cluster client gives ``({node: cursor}, keys)`` for one target node)."""
+    if isinstance(reply, dict):  # by node
         (reply,) = reply.values()
     cursor, keys = reply
+    if isinstance(cursor, dict):
+        (cursor,) = cursor.values()
     return int(cursor), list(keys)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Any, TypeVar, cast
 
+import redis
+
 from specstore import lua
 from specstore.calls import Command, Commands, Hashes, Request, ScanPage, Script, Scripts, Steps
 from specstore.connection import backend_errors, read_hashes
+from specstore.drivers import throw_reply_error
 from specstore.scan import ScanPosition, node_clients, position_after
 from specstore.topology import Backend
 
@@ -21,6 +24,8 @@ def run(steps: Steps[T]) -> T:
         while True:
             try:
                 reply = execute(request)
+            except redis.ResponseError as exc:
+                request = throw_reply_error(steps, request, exc)
             except Exception as exc:
                 request = steps.throw(exc)
             else:
@@ -34,23 +39,23 @@ def execute(request: Request) -> Any:
     are, for the logic to read)."""
     backend = cast(Backend, request.backend)
     if isinstance(request, Script):
-        with backend_errors(request.label, writes=request.writes):
+        with backend_errors(request.label, writes=request.writes, reply_errors=True):
             return lua.run_script(
                 backend.client, request.script, request.keys, request.args, held=backend.held
             )
     if isinstance(request, Scripts):
-        with backend_errors(request.label, writes=True):
+        with backend_errors(request.label, writes=True, reply_errors=True):
             return lua.run_scripts_pipelined(backend.client, list(request.calls), held=backend.held)
     if isinstance(request, Hashes):
-        with backend_errors(request.label, writes=False):
+        with backend_errors(request.label, writes=False, reply_errors=True):
             return read_hashes(backend.client, request.keys, backend.held)
     if isinstance(request, Command):
-        with backend_errors(request.label, writes=request.writes):
+        with backend_errors(request.label, writes=request.writes, reply_errors=True):
             if backend.held is not None:
                 return backend.held.execute(*request.args)
             return backend.client.execute_command(*request.args)  # type: ignore[no-untyped-call]
     if isinstance(request, Commands):
-        with backend_errors(request.label, writes=request.writes):
+        with backend_errors(request.label, writes=request.writes, reply_errors=True):
             if backend.held is not None:
                 return backend.held.pipeline(request.commands)
             pipe = backend.client.pipeline(transaction=False)
@@ -63,7 +68,7 @@ def execute(request: Request) -> Any:
 def _scan(backend: Backend, request: ScanPage) -> tuple[list[bytes], ScanPosition | None]:
     nodes = node_clients(backend.client)
     index = request.position.node
-    with backend_errors(f"scan {request.pattern}", writes=False):
+    with backend_errors(f"scan {request.pattern}", writes=False, reply_errors=True):
         cursor, keys = nodes[index].scan(
             cursor=request.position.cursor, match=request.pattern, count=request.count
         )

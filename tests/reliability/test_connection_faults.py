@@ -42,6 +42,7 @@ from tests.factories import typical_spec
 from tests.reliability import audit_keyspace
 from tests.support.redis_server import RedisServer, start_server
 from tests.support.tcp_proxy import TcpProxy
+from tests.support.through_async import ThroughAsync
 
 pytestmark = [pytest.mark.reliability, pytest.mark.redis]
 
@@ -57,13 +58,12 @@ class Rig:
     store: SpecStore
     admin: redis.Redis
     ctx: RequestContext
+    kind: str = "sync"
     kills: int = 0
     pending_cut: threading.Timer | None = None
 
     def new_store(self) -> SpecStore:
-        return SpecStore.from_url(
-            self.proxy.url, socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT
-        )
+        return store_through_proxy(self.proxy, self.kind)
 
     def warm(self) -> None:
         """Make sure the store's pool holds a live connection (and the scripts are loaded)."""
@@ -111,16 +111,41 @@ def server_and_proxy() -> Iterator[tuple[RedisServer, TcpProxy]]:
 FAULT_TOTALS: dict[str, int] = {}
 
 
-@pytest.fixture
-def rig(server_and_proxy: tuple[RedisServer, TcpProxy]) -> Iterator[Rig]:
+def store_through_proxy(proxy: TcpProxy, kind: str) -> SpecStore:
+    """A SpecStore ("sync") or an AsyncSpecStore ("async") reaching the server through
+    ``proxy``, with short timeouts."""
+    options = {"socket_timeout": TIMEOUT, "socket_connect_timeout": TIMEOUT}
+    if kind == "async":
+        return ThroughAsync.on(proxy.url, client=options)
+    return SpecStore.from_url(proxy.url, **options)
+
+
+ASYNC_STALE_CONNECTION = (
+    "redis.asyncio sends on a pooled connection the server closed while it was idle (a cut "
+    "link, a restart): that call fails and says the write may have landed, where the sync "
+    "store reconnects before sending (specstore/held.py). Conservative, never wrong about a "
+    "lost write, but not yet what the sync store says."
+)
+
+
+def expect_async_stale_connection(request: pytest.FixtureRequest, rig: Rig) -> None:
+    """A check the asyncio store does not pass yet (see above): a strict xfail for it."""
+    if rig.kind == "async":
+        request.node.add_marker(pytest.mark.xfail(reason=ASYNC_STALE_CONNECTION, strict=True))
+
+
+@pytest.fixture(params=["sync", "async"])
+def rig(
+    server_and_proxy: tuple[RedisServer, TcpProxy], request: pytest.FixtureRequest
+) -> Iterator[Rig]:
     server, proxy = server_and_proxy
     proxy.heal()
     faults_before = proxy.faults
-    store = SpecStore.from_url(proxy.url, socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT)
+    store = store_through_proxy(proxy, request.param)
     admin = server.client()
     admin.flushall()
     ctx = RequestContext(project_id="p", user_id="u", store=store)
-    rig = Rig(server, proxy, store, admin, ctx)
+    rig = Rig(server, proxy, store, admin, ctx, request.param)
     # Load every script once, so that a dropped reply is never just a NOSCRIPT reply.
     warmup = rig.created()
     store.save(ctx, warmup, rev=1)
@@ -187,8 +212,11 @@ def drop_reply(rig: Rig) -> None:
     rig.proxy.drop_next_reply()
 
 
-BEFORE_SEND = {"refused": refuse, "connect-timeout": stall_connects,
-               "handshake-timeout": blackhole_handshake}
+BEFORE_SEND = {
+    "refused": refuse,
+    "connect-timeout": stall_connects,
+    "handshake-timeout": blackhole_handshake,
+}
 NOT_FORWARDED = {"blackhole": blackhole_request, "cut-in-flight": cut_in_flight}
 ALL_FAULTS = {**BEFORE_SEND, **NOT_FORWARDED, "drop-reply": drop_reply}
 
@@ -227,8 +255,12 @@ def op_destroy_bulk(rig: Rig) -> tuple[str, Call]:
 
 
 WRITES: dict[str, Callable[[Rig], tuple[str, Call]]] = {
-    "create": op_create, "create_many": op_create_many, "save": op_save,
-    "promote": op_promote, "destroy": op_destroy, "destroy_bulk": op_destroy_bulk,
+    "create": op_create,
+    "create_many": op_create_many,
+    "save": op_save,
+    "promote": op_promote,
+    "destroy": op_destroy,
+    "destroy_bulk": op_destroy_bulk,
 }
 
 
@@ -256,8 +288,9 @@ def test_reads_fail_typed_and_say_nothing_was_written(rig: Rig, fault: str) -> N
 @pytest.mark.parametrize("fault", sorted(BEFORE_SEND))
 @pytest.mark.parametrize("write", sorted(WRITES))
 def test_writes_failing_before_sending_say_nothing_was_written(
-    rig: Rig, fault: str, write: str
+    rig: Rig, fault: str, write: str, request: pytest.FixtureRequest
 ) -> None:
+    expect_async_stale_connection(request, rig)
     uid, call = WRITES[write](rig)
     before = rig.snapshot(uid)
     BEFORE_SEND[fault](rig)
@@ -292,8 +325,10 @@ def test_retry_with_held_rev_after_a_lost_reply_is_exactly_once(rig: Rig) -> Non
         rig.warm()
         held = rig.store.get(rig.ctx, uid)
         intended = held.spec.model_copy(
-            update={"num_instances": held.spec.num_instances + 1,
-                    "availability_zone": f"az-{held.rev + 1}"}
+            update={
+                "num_instances": held.spec.num_instances + 1,
+                "availability_zone": f"az-{held.rev + 1}",
+            }
         )
         ALL_FAULTS[rng.choice(kinds)](rig)
         exc = backend_failure(lambda: rig.store.save(rig.ctx, intended, rev=held.rev))  # noqa: B023
@@ -312,12 +347,15 @@ def test_retry_with_held_rev_after_a_lost_reply_is_exactly_once(rig: Rig) -> Non
         after = rig.store.get(rig.ctx, uid)
         assert after.rev == held.rev + 1
         assert after.spec == intended
-    total = sum(s.num_instances - 1 for s in (rig.store.get(rig.ctx, x.instance_uuid).spec
-                                            for x in specs))
+    total = sum(
+        s.num_instances - 1 for s in (rig.store.get(rig.ctx, x.instance_uuid).spec for x in specs)
+    )
     assert total == 60  # every intended increment applied, none twice
     assert outcomes["landed"] > 0 and outcomes["not_landed"] > 0
-    print(f"\nexactly-once: 60 faulted CAS saves, {outcomes['landed']} had landed, "
-          f"{outcomes['not_landed']} had not; 0 duplicated, 0 lost")
+    print(
+        f"\nexactly-once: 60 faulted CAS saves, {outcomes['landed']} had landed, "
+        f"{outcomes['not_landed']} had not; 0 duplicated, 0 lost"
+    )
     audit_keyspace(rig.admin)
 
 
@@ -485,9 +523,12 @@ class Restarts:
         assert len(audit_keyspace(rig.admin)) == len(self.acked)
 
 
-def test_server_restarts_behind_the_proxy_lose_no_acknowledged_write(rig: Rig) -> None:
+def test_server_restarts_behind_the_proxy_lose_no_acknowledged_write(
+    rig: Rig, request: pytest.FixtureRequest
+) -> None:
     """SIGKILL + restart (AOF, fsync always) behind the proxy: with and without downtime, and
     hitting writes in flight (before and after they ran); the retries are exactly-once."""
+    expect_async_stale_connection(request, rig)
     restarts = Restarts(rig)
     restarts.write_some(10)
     for downtime, ran in ((0.0, True), (0.3, False), (0.0, False), (0.3, True)):

@@ -1,0 +1,181 @@
+"""The asyncio store on real Redis: concurrency through asyncio.gather, the object-style
+coroutines, and interplay with the blocking store on the same data.
+
+(The store suite, the cross-backend model-based test and the connection-fault tests run
+against the asyncio store as well: see ``BOTH_STORES`` in conftest.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+import pytest
+
+from specstore import ConflictError, RequestContext, RequestSpec, SpecStore
+from specstore.aio import AsyncSpecStore
+from specstore.errors import BackendError, SpecStoreError
+from tests.factories import typical_spec
+from tests.support.redis_cluster import RedisClusterNodes
+from tests.support.redis_server import RedisServer
+from tests.support.through_async import ThroughAsync
+
+TASKS = 30
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("redis", marks=pytest.mark.redis),
+        pytest.param("cluster", marks=pytest.mark.cluster),
+    ]
+)
+def server_url(request: pytest.FixtureRequest) -> str:
+    if request.param == "redis":
+        url: str = request.getfixturevalue("url")
+        return url
+    cluster: RedisClusterNodes = request.getfixturevalue("redis_cluster")
+    cluster.flush()
+    return cluster.url
+
+
+def run(coroutine: object) -> None:
+    asyncio.run(coroutine)  # type: ignore[arg-type]
+
+
+def test_tens_of_tasks_doing_get_modify_save_on_one_spec(server_url: str) -> None:
+    """Each task reads the spec, changes it and saves with the rev it read, retrying on a
+    conflict. Every acknowledged save is one rev; the conflicts are seen, and typed."""
+
+    async def scenario() -> None:
+        async with AsyncSpecStore.from_url(server_url) as store:
+            ctx = RequestContext(store=store)
+            spec = typical_spec()
+            first = await store.create(ctx, spec)
+            outcomes: Counter[str] = Counter()
+            acknowledged: list[int] = []
+
+            async def worker(index: int) -> None:
+                while True:
+                    stored = await store.get(ctx, spec.instance_uuid)
+                    stored.spec.scheduler_hints = {"worker": [str(index)]}
+                    await asyncio.sleep(0)  # let the others read the same rev
+                    try:
+                        acknowledged.append(await store.save(ctx, stored.spec, rev=stored.rev))
+                    except ConflictError:
+                        outcomes["conflict"] += 1
+                        continue
+                    outcomes["saved"] += 1
+                    return
+
+            await asyncio.gather(*(worker(i) for i in range(TASKS)))
+            final = await store.get(ctx, spec.instance_uuid)
+            assert outcomes["saved"] == TASKS
+            assert outcomes["conflict"] > 0
+            assert sorted(acknowledged) == list(range(first + 1, first + TASKS + 1))
+            assert final.rev == first + TASKS
+            winner = final.spec.scheduler_hints["worker"][0]
+            assert acknowledged[-1] == final.rev and winner.isdigit()
+
+    run(scenario())
+
+
+def test_saves_of_one_read_rev_side_by_side_let_exactly_one_win(server_url: str) -> None:
+    async def scenario() -> None:
+        async with AsyncSpecStore.from_url(server_url) as store:
+            ctx = RequestContext(store=store)
+            spec = typical_spec()
+            rev = await store.create(ctx, spec)
+            results = await asyncio.gather(
+                *(store.save(ctx, spec, rev=rev) for _ in range(TASKS)), return_exceptions=True
+            )
+            assert results.count(rev + 1) == 1
+            assert sum(isinstance(r, ConflictError) for r in results) == TASKS - 1
+            assert (await store.get(ctx, spec.instance_uuid)).rev == rev + 1
+
+    run(scenario())
+
+
+def test_object_style_coroutines(server_url: str) -> None:
+    async def scenario() -> None:
+        async with AsyncSpecStore.from_url(server_url) as store:
+            ctx = RequestContext(store=store)
+            spec = typical_spec()
+            await spec.acreate(ctx)
+            assert spec.rev == 1
+            spec.availability_zone = "az-2"
+            await spec.asave(ctx)
+            loaded = await RequestSpec.aget_by_instance_uuid(ctx, spec.instance_uuid)
+            assert (loaded.availability_zone, loaded.rev) == ("az-2", 2)
+            stale = await RequestSpec.aget_by_instance_uuid(ctx, spec.instance_uuid)
+            await loaded.asave(ctx)
+            with pytest.raises(ConflictError):
+                await stale.asave(ctx)
+            await stale.arefresh(ctx)
+            assert stale.rev == 3
+            await stale.adestroy(ctx)
+            assert await store.locate(spec.instance_uuid) is None
+
+    run(scenario())
+
+
+def test_a_context_holding_the_other_kind_of_store_is_a_typed_error(url: str) -> None:
+    async def scenario() -> None:
+        async with AsyncSpecStore.from_url(url) as store:
+            spec = typical_spec()
+            with pytest.raises(SpecStoreError, match="AsyncSpecStore"):
+                await spec.acreate(RequestContext(store=SpecStore.from_url(url)))
+            with pytest.raises(SpecStoreError, match="a SpecStore"):
+                spec.create(RequestContext(store=store))
+            assert await store.locate(spec.instance_uuid) is None
+
+    run(scenario())
+
+
+def test_the_sync_and_the_asyncio_store_share_data_and_revs(server_url: str) -> None:
+    blocking = SpecStore.from_url(server_url)
+    spec = typical_spec()
+    ctx = RequestContext(store=blocking)
+    rev = blocking.create(ctx, spec)
+
+    async def scenario() -> None:
+        async with AsyncSpecStore.from_url(server_url) as store:
+            actx = RequestContext(store=store)
+            stored = await store.get(actx, spec.instance_uuid)
+            assert stored.rev == rev and stored.spec == blocking.get(ctx, spec.instance_uuid).spec
+            promoted = await store.promote(actx, spec.instance_uuid, "cell1")
+            saved = await store.save(actx.target_cell("cell1"), spec, rev=promoted.rev)
+            with pytest.raises(ConflictError):
+                await store.save(actx.target_cell("cell1"), spec, rev=promoted.rev)
+            held.append(saved)
+
+    held: list[int] = []
+    run(scenario())
+    assert blocking.locate(spec.instance_uuid) == "cell1"
+    with pytest.raises(ConflictError):
+        blocking.save(ctx.target_cell("cell1"), spec, rev=held[0] - 1)
+    assert blocking.save(ctx.target_cell("cell1"), spec, rev=held[0]) == held[0] + 1
+    blocking.close()
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_an_error_reply_the_logic_does_not_read_is_a_backend_error(
+    redis_server: RedisServer, url: str, kind: str
+) -> None:
+    """Redis refusing a write (OOM under maxmemory) reaches the caller as a BackendError,
+    from either store: never as redis-py's ResponseError."""
+    store = SpecStore.from_url(url) if kind == "sync" else ThroughAsync.on(url)
+    ctx = RequestContext(store=store)
+    spec, refused = typical_spec(), typical_spec()
+    store.create(ctx, spec)
+    admin = redis_server.client()
+    admin.config_set("maxmemory", 1)
+    try:
+        with pytest.raises(BackendError, match="maxmemory"):
+            store.create(ctx, refused)
+    finally:
+        admin.config_set("maxmemory", 0)
+        admin.close()
+    assert store.get(ctx, spec.instance_uuid).rev == 1
+    assert store.locate(refused.instance_uuid) is None
+    store.close()
