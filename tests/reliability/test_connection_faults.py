@@ -114,7 +114,7 @@ FAULT_TOTALS: dict[str, int] = {}
 def store_through_proxy(proxy: TcpProxy, kind: str) -> SpecStore:
     """A SpecStore ("sync") or an AsyncSpecStore ("async") reaching the server through
     ``proxy``, with short timeouts."""
-    options = {"socket_timeout": TIMEOUT, "socket_connect_timeout": TIMEOUT}
+    options: dict[str, Any] = {"socket_timeout": TIMEOUT, "socket_connect_timeout": TIMEOUT}
     if kind == "async":
         return ThroughAsync.on(proxy.url, client=options)
     return SpecStore.from_url(proxy.url, **options)
