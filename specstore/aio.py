@@ -13,69 +13,36 @@ its :class:`~specstore.store.SpecStore` namesake; see there for the details::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from collections.abc import Iterable, Sequence
 from uuid import UUID
 
-from serializers.msgpack_codec import DEFAULT_CODEC, DocumentCodec
-from specstore import observability, operations, two_phase
+from specstore import observability, operations
 from specstore.connection import AsyncRedisClient, connect_async
 from specstore.context import RequestContext
 from specstore.drivers.aio import run
 from specstore.errors import InvalidInputError
-from specstore.keys import API, Keyspace
+from specstore.keys import API
 from specstore.model import RequestSpec
 from specstore.operations import (
-    MOVE_LEASE_SECONDS,
     BatchCreate,
     BatchDestroy,
     BatchRead,
     Promotion,
     StoreState,
-    utc_now,
 )
 from specstore.records import StoredSpec
 from specstore.topology import AsyncBackend, Topology
 
 
-class AsyncSpecStore(StoreState[AsyncBackend]):
-    """Persisted request specs on ``redis.asyncio`` (a server or a Redis Cluster)."""
+class AsyncSpecStore(StoreState[AsyncBackend, AsyncRedisClient]):
+    """Persisted request specs on ``redis.asyncio`` (a server or a Redis Cluster).
 
-    def __init__(
-        self,
-        target: AsyncRedisClient | Topology[AsyncBackend],
-        *,
-        keyspace: Keyspace | None = None,
-        codec: DocumentCodec = DEFAULT_CODEC,
-        clock: Callable[[], str] = utc_now,
-        move_lease_seconds: float = MOVE_LEASE_SECONDS,
-        on_move_step: two_phase.MoveHook | None = None,
-    ) -> None:
-        """``target``: one ``redis.asyncio`` client (every store on it, under ``keyspace``)
-        or a topology from :meth:`Topology.from_config_async`."""
-        if not isinstance(target, Topology):
-            target = Topology.single_async(target, keyspace)
-        elif keyspace is not None:
-            raise TypeError("pass the keyspace inside the Topology")
-        super().__init__(
-            target,
-            codec=codec,
-            clock=clock,
-            move_lease_seconds=move_lease_seconds,
-            on_move_step=on_move_step,
-        )
+    Built like :class:`~specstore.store.SpecStore`: on one ``redis.asyncio`` client, on a
+    topology from :meth:`Topology.from_config_async`, or with ``from_url``.
+    """
 
-    @classmethod
-    def from_url(
-        cls,
-        url: str = "memory://",
-        *,
-        prefix: str = "specstore",
-        codec: DocumentCodec = DEFAULT_CODEC,
-        **options: Any,
-    ) -> AsyncSpecStore:
-        """A store on the Redis at ``url`` (see :func:`specstore.connection.connect_async`)."""
-        return cls(connect_async(url, **options), keyspace=Keyspace(prefix), codec=codec)
+    connect = staticmethod(connect_async)
+    single = staticmethod(Topology.single_async)
 
     @property
     def client(self) -> AsyncRedisClient:

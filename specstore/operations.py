@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic
+from typing import Any, Generic, Self, TypeVar
 from uuid import UUID
 
 import redis
@@ -34,7 +34,7 @@ from specstore.errors import (
     SpecStoreError,
     StoreError,
 )
-from specstore.keys import API, normalize_uuid, validate_cell_name, validate_store_name
+from specstore.keys import API, Keyspace, normalize_uuid, validate_cell_name, validate_store_name
 from specstore.model import RequestSpec
 from specstore.records import (
     StoredSpec,
@@ -47,6 +47,9 @@ from specstore.records import (
 )
 from specstore.scan import ScanPosition
 from specstore.topology import B, Topology
+
+C = TypeVar("C")
+"""The client type of a store: redis-py's blocking clients or redis.asyncio's."""
 
 BURIED_SECONDS = 7 * 24 * 3600
 """How long a destroyed spec's location record (its last rev) is kept: a spec re-created within
@@ -108,18 +111,32 @@ class Promotion:
     """False when the spec already lived in the cell (promote is idempotent)."""
 
 
-class StoreState(Generic[B]):
-    """What both stores hold: the topology, the codec, the clock and the move settings."""
+class StoreState(Generic[B, C]):
+    """What both stores hold: the topology, the codec, the clock and the move settings.
+
+    A store is built on one client ``C`` (every store on it, under ``keyspace``) or on a
+    topology of backends ``B``; ``from_url`` opens the client.
+    """
 
     def __init__(
         self,
-        topology: Topology[B],
+        target: C | Topology[B],
         *,
+        keyspace: Keyspace | None = None,
         codec: DocumentCodec = DEFAULT_CODEC,
         clock: Callable[[], str] = utc_now,
         move_lease_seconds: float = MOVE_LEASE_SECONDS,
         on_move_step: two_phase.MoveHook | None = None,
     ) -> None:
+        """``move_lease_seconds``: how long a move to a cell on another backend may run
+        before ``resume_moves``/``repair`` may settle it. ``on_move_step`` is a test hook
+        called after each step of such a move."""
+        if isinstance(target, Topology):
+            if keyspace is not None:
+                raise TypeError("pass the keyspace inside the Topology")
+            topology: Topology[B] = target
+        else:
+            topology = self.single(target, keyspace)
         self.topology: Topology[B] = topology
         self.codec = codec
         self.clock = clock
@@ -128,6 +145,32 @@ class StoreState(Generic[B]):
             buried_seconds=BURIED_SECONDS,
             hook=on_move_step,
         )
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str = "memory://",
+        *,
+        prefix: str = "specstore",
+        codec: DocumentCodec = DEFAULT_CODEC,
+        **options: Any,
+    ) -> Self:
+        """A store on the Redis at ``url`` (see :mod:`specstore.connection`); ``options``
+        go to redis-py."""
+        return cls(cls.connect(url, **options), keyspace=Keyspace(prefix), codec=codec)
+
+    @staticmethod
+    def connect(url: str, **options: Any) -> C:
+        raise NotImplementedError
+
+    @staticmethod
+    def single(client: C, keys: Keyspace | None) -> Topology[B]:
+        raise NotImplementedError
+
+    @property
+    def keys(self) -> Keyspace:
+        """The api backend's keyspace."""
+        return self.topology.api.keys
 
     def backend(self, store: str) -> B:
         return self.topology.backend_for(store)
@@ -144,7 +187,7 @@ class StoreState(Generic[B]):
         return self.backend(store) is not self.topology.api
 
 
-State = StoreState[Any]
+State = StoreState[Any, Any]
 
 # -- writes ----------------------------------------------------------------------------------
 

@@ -10,17 +10,16 @@ blocking clients.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 from uuid import UUID
 
-from serializers.msgpack_codec import DEFAULT_CODEC, DocumentCodec
-from specstore import observability, operations, two_phase
+from specstore import observability, operations
 from specstore.connection import RedisClient, connect
 from specstore.context import RequestContext
 from specstore.drivers.sync import run
 from specstore.errors import InvalidInputError
-from specstore.keys import API, Keyspace
+from specstore.keys import API
 from specstore.model import RequestSpec
 from specstore.operations import (
     BURIED_SECONDS,
@@ -48,60 +47,20 @@ __all__ = [
 ]
 
 
-class SpecStore(StoreState[Backend]):
-    """Persisted request specs: the api store and the cell stores, on one or more backends."""
+class SpecStore(StoreState[Backend, RedisClient]):
+    """Persisted request specs: the api store and the cell stores, on one or more backends.
 
-    def __init__(
-        self,
-        target: RedisClient | Topology[Backend],
-        *,
-        keyspace: Keyspace | None = None,
-        codec: DocumentCodec = DEFAULT_CODEC,
-        clock: Callable[[], str] = utc_now,
-        move_lease_seconds: float = MOVE_LEASE_SECONDS,
-        on_move_step: two_phase.MoveHook | None = None,
-    ) -> None:
-        """``target`` is one client (every store on it, under ``keyspace``) or a topology.
+    ``SpecStore(client_or_topology, keyspace=..., codec=..., move_lease_seconds=...)`` or
+    ``SpecStore.from_url(url, prefix=...)``.
+    """
 
-        ``move_lease_seconds``: how long a move to a cell on another backend may run before
-        ``resume_moves``/``repair`` may settle it. ``on_move_step`` is a test hook called after
-        each step of such a move.
-        """
-        if isinstance(target, Topology):
-            if keyspace is not None:
-                raise TypeError("pass the keyspace inside the Topology")
-            topology = target
-        else:
-            topology = Topology.single(target, keyspace)
-        super().__init__(
-            topology,
-            codec=codec,
-            clock=clock,
-            move_lease_seconds=move_lease_seconds,
-            on_move_step=on_move_step,
-        )
-
-    @classmethod
-    def from_url(
-        cls,
-        url: str = "memory://",
-        *,
-        prefix: str = "specstore",
-        codec: DocumentCodec = DEFAULT_CODEC,
-        **options: Any,
-    ) -> SpecStore:
-        """A store on the Redis at ``url`` (see :func:`specstore.connection.connect`)."""
-        return cls(connect(url, **options), keyspace=Keyspace(prefix), codec=codec)
+    connect = staticmethod(connect)
+    single = staticmethod(Topology.single)
 
     @property
     def client(self) -> RedisClient:
         """The api backend's client."""
         return self.topology.api.client
-
-    @property
-    def keys(self) -> Keyspace:
-        """The api backend's keyspace."""
-        return self.topology.api.keys
 
     def close(self) -> None:
         self.topology.close()
