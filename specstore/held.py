@@ -114,11 +114,21 @@ class HeldConnections:
 
 
 def _pack(connection: Any, args: Sequence[Any]) -> bytes:
-    """One command in the Redis protocol. Numbers are sent as their text: hiredis's packer
-    can crash the process when a signal handler raises while it formats an int."""
     if _hiredis_pack is None:  # pragma: no cover
         return b"".join(connection.pack_command(*args))
+    return pack(args)
+
+
+def pack(args: Sequence[Any]) -> bytes:
+    """One command in the Redis protocol, by hiredis's packer (see :data:`HAS_PACKER`).
+    Numbers are sent as their text: hiredis's packer can crash the process when a signal
+    handler raises while it formats an int."""
+    assert _hiredis_pack is not None
     return _hiredis_pack(tuple(str(a) if type(a) is int else a for a in args))
+
+
+HAS_PACKER = _hiredis_pack is not None
+"""hiredis is installed (a dependency): :func:`pack` works."""
 
 
 def _closed_or_out_of_step(connection: Any) -> bool:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar, cast
 
 from specstore.connection import AsyncRedisClient, RedisClient, as_dict, connect, connect_async
+from specstore.drivers.aio_connections import DirectConnections, direct_connections
 from specstore.errors import InvalidInputError, UnknownStoreError
 from specstore.held import HeldConnections, held_connections
 from specstore.keys import API, Keyspace, validate_cell_name
@@ -68,9 +69,12 @@ class AsyncBackend:
     name: str
     client: AsyncRedisClient
     keys: Keyspace
+    direct: DirectConnections | None = field(init=False, repr=False)
+    """Spare connections, checked before sending (plain redis.asyncio.Redis clients only)."""
 
     def __post_init__(self) -> None:
         _require_binary(self.name, self.client)
+        object.__setattr__(self, "direct", direct_connections(self.client))
 
     async def aclose(self) -> None:
         await self.client.aclose()

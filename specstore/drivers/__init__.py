@@ -1,23 +1,2 @@
 """The drivers: they run the store's logic (generators of :mod:`specstore.calls`) against
 Redis, blocking (:mod:`.sync`) or with asyncio (:mod:`.aio`)."""
-
-from __future__ import annotations
-
-import redis
-
-from specstore.calls import Request, Steps
-from specstore.connection import backend_errors
-
-
-def throw_reply_error(
-    steps: Steps[object], request: Request, error: redis.ResponseError
-) -> Request:
-    """Throw Redis's error reply to ``request`` into the logic (which may read it, e.g. a
-    WRONGTYPE); one the logic lets through is a :class:`~specstore.errors.BackendError`."""
-    try:
-        return steps.throw(error)
-    except redis.ResponseError as unhandled:
-        if unhandled is not error:
-            raise
-        with backend_errors(request.label, writes=request.writes):
-            raise

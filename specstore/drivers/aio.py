@@ -12,7 +12,7 @@ from redis.exceptions import NoScriptError
 from specstore import lua
 from specstore.calls import Command, Commands, Hashes, Request, ScanPage, Script, Scripts, Steps
 from specstore.connection import AsyncRedisClient, backend_errors, hash_replies
-from specstore.drivers import throw_reply_error
+from specstore.drivers.replies import throw_reply_error
 from specstore.scan import ScanPosition, position_after
 from specstore.topology import AsyncBackend
 
@@ -40,53 +40,69 @@ async def run(steps: Steps[T]) -> T:
 async def execute(request: Request) -> Any:
     """One call's reply; redis-py failures become BackendError (reply errors stay as they
     are, for the logic to read)."""
-    client = cast(AsyncBackend, request.backend).client
+    backend = cast(AsyncBackend, request.backend)
     if isinstance(request, Script):
         with backend_errors(request.label, writes=request.writes, reply_errors=True):
-            return await _script(client, (request.script, request.keys, request.args))
+            return await _script(backend, (request.script, request.keys, request.args))
     if isinstance(request, Scripts):
         with backend_errors(request.label, writes=True, reply_errors=True):
-            return await _scripts(client, request.calls)
+            return await _scripts(backend, request.calls)
     if isinstance(request, Hashes):
         with backend_errors(request.label, writes=False, reply_errors=True):
-            return hash_replies(await _pipeline(client, [("HGETALL", k) for k in request.keys]))
+            return hash_replies(await _many(backend, [("HGETALL", k) for k in request.keys]))
     if isinstance(request, Command):
         with backend_errors(request.label, writes=request.writes, reply_errors=True):
-            return await client.execute_command(*request.args)
+            return await _one(backend, request.args)
     if isinstance(request, Commands):
         with backend_errors(request.label, writes=request.writes, reply_errors=True):
-            return await _pipeline(client, request.commands)
+            return await _many(backend, request.commands)
     with backend_errors(f"scan {request.pattern}", writes=False, reply_errors=True):
-        return await _scan(client, request)
+        return await _scan(backend.client, request)
 
 
-async def _script(client: AsyncRedisClient, call: lua.Call) -> Any:
+async def _script(backend: AsyncBackend, call: lua.Call) -> Any:
     """EVALSHA, loading the script on NOSCRIPT (it did not run: calling again is safe)."""
     try:
-        return await client.execute_command(*lua.evalsha(call))
+        return await _one(backend, lua.evalsha(call))
     except NoScriptError:
-        await client.script_load(call[0].source)
-        return await client.execute_command(*lua.evalsha(call))
+        await _load(backend, call[0])
+        return await _one(backend, lua.evalsha(call))
 
 
-async def _scripts(client: AsyncRedisClient, calls: Sequence[lua.Call]) -> list[Any]:
-    """Script calls in one pipeline (on a cluster: one by one, see :func:`_pipeline`);
+async def _scripts(backend: AsyncBackend, calls: Sequence[lua.Call]) -> list[Any]:
+    """Script calls in one pipeline (on a cluster: one by one, see :func:`_many`);
     NOSCRIPT ones again after loading their scripts."""
-    replies = await _pipeline(client, [lua.evalsha(call) for call in calls])
+    replies = await _many(backend, [lua.evalsha(call) for call in calls])
     missing = lua.not_loaded(replies)
     if missing:
         for script in {calls[i][0] for i in missing}:
-            await client.script_load(script.source)
-        again = await _pipeline(client, [lua.evalsha(calls[i]) for i in missing])
+            await _load(backend, script)
+        again = await _many(backend, [lua.evalsha(calls[i]) for i in missing])
         for i, reply in zip(missing, again, strict=True):
             replies[i] = reply
     return replies
 
 
-async def _pipeline(client: AsyncRedisClient, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
-    """Replies of ``commands`` in order, each failed one as its exception."""
+async def _load(backend: AsyncBackend, script: lua.LuaScript) -> None:
+    if backend.direct is not None:
+        await backend.direct.execute("SCRIPT", "LOAD", script.source)
+    else:  # (a cluster client loads it on every master)
+        await backend.client.script_load(script.source)
+
+
+async def _one(backend: AsyncBackend, command: tuple[Any, ...]) -> Any:
+    if backend.direct is not None:
+        return await backend.direct.execute(*command)
+    return await backend.client.execute_command(*command)
+
+
+async def _many(backend: AsyncBackend, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
+    """Replies of ``commands`` in order, each error reply in its place."""
     if not commands:
         return []
+    if backend.direct is not None:
+        return await backend.direct.pipeline(commands)
+    client = backend.client
     if isinstance(client, RedisCluster):
         # One call after the other, each routed (and redirected while a slot moves) by the
         # client: redis.asyncio's cluster client fails calls sent side by side on one

@@ -9,7 +9,7 @@ import redis
 from specstore import lua
 from specstore.calls import Command, Commands, Hashes, Request, ScanPage, Script, Scripts, Steps
 from specstore.connection import backend_errors, read_hashes
-from specstore.drivers import throw_reply_error
+from specstore.drivers.replies import throw_reply_error
 from specstore.scan import ScanPosition, node_clients, position_after
 from specstore.topology import Backend
 

@@ -120,20 +120,6 @@ def store_through_proxy(proxy: TcpProxy, kind: str) -> SpecStore:
     return SpecStore.from_url(proxy.url, **options)
 
 
-ASYNC_STALE_CONNECTION = (
-    "redis.asyncio sends on a pooled connection the server closed while it was idle (a cut "
-    "link, a restart): that call fails and says the write may have landed, where the sync "
-    "store reconnects before sending (specstore/held.py). Conservative, never wrong about a "
-    "lost write, but not yet what the sync store says."
-)
-
-
-def expect_async_stale_connection(request: pytest.FixtureRequest, rig: Rig) -> None:
-    """A check the asyncio store does not pass yet (see above): a strict xfail for it."""
-    if rig.kind == "async":
-        request.node.add_marker(pytest.mark.xfail(reason=ASYNC_STALE_CONNECTION, strict=True))
-
-
 @pytest.fixture(params=["sync", "async"])
 def rig(
     server_and_proxy: tuple[RedisServer, TcpProxy], request: pytest.FixtureRequest
@@ -288,9 +274,8 @@ def test_reads_fail_typed_and_say_nothing_was_written(rig: Rig, fault: str) -> N
 @pytest.mark.parametrize("fault", sorted(BEFORE_SEND))
 @pytest.mark.parametrize("write", sorted(WRITES))
 def test_writes_failing_before_sending_say_nothing_was_written(
-    rig: Rig, fault: str, write: str, request: pytest.FixtureRequest
+    rig: Rig, fault: str, write: str
 ) -> None:
-    expect_async_stale_connection(request, rig)
     uid, call = WRITES[write](rig)
     before = rig.snapshot(uid)
     BEFORE_SEND[fault](rig)
@@ -523,12 +508,9 @@ class Restarts:
         assert len(audit_keyspace(rig.admin)) == len(self.acked)
 
 
-def test_server_restarts_behind_the_proxy_lose_no_acknowledged_write(
-    rig: Rig, request: pytest.FixtureRequest
-) -> None:
+def test_server_restarts_behind_the_proxy_lose_no_acknowledged_write(rig: Rig) -> None:
     """SIGKILL + restart (AOF, fsync always) behind the proxy: with and without downtime, and
     hitting writes in flight (before and after they ran); the retries are exactly-once."""
-    expect_async_stale_connection(request, rig)
     restarts = Restarts(rig)
     restarts.write_some(10)
     for downtime, ran in ((0.0, True), (0.3, False), (0.0, False), (0.3, True)):

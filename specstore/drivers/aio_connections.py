@@ -1,0 +1,132 @@
+"""Single commands and pipelines on spare ``redis.asyncio`` connections, checked before sending.
+
+The asyncio twin of :mod:`specstore.held`, for the same two reasons:
+
+* redis.asyncio's per-command path (pool lock and bookkeeping, retry wrapper, response
+  callbacks) costs about as much as the round trip on loopback;
+* its pool hands out a connection the server closed while it was idle (a restart, a cut
+  link) when the event loop has not yet seen the close: the command is then sent into a
+  dead socket and its failure cannot tell whether it ran. Here a spare connection whose
+  socket is readable while idle (closed, or holding data nobody asked for) is reconnected
+  *before* anything is sent.
+
+Each call takes a connection of its own (tasks never share one), drops it on any failure
+or cancellation (so no late reply meets the next call) and puts it back; at most half of
+the pool's ``max_connections`` wait aside. Only a plain ``redis.asyncio.Redis`` on a plain
+pool of TCP or unix connections without a client-side cache is served this way; TLS
+connections (whose socket may hold TLS records the loop reads on its own), Redis Cluster
+and fakeredis go through redis-py.
+"""
+
+from __future__ import annotations
+
+import select
+from collections import deque
+from collections.abc import Sequence
+from typing import Any
+
+import redis
+import redis.asyncio
+from redis.asyncio.connection import Connection, ConnectionPool, UnixDomainSocketConnection
+
+from specstore.held import HAS_PACKER, pack
+
+_PLAIN_CONNECTIONS = (Connection, UnixDomainSocketConnection)
+
+
+class DirectConnections:
+    """``await execute(*args)`` / ``await pipeline(commands)``: raw replies, as
+    :class:`specstore.held.HeldConnections` gives them."""
+
+    def __init__(self, client: redis.asyncio.Redis) -> None:
+        self._pool: ConnectionPool = client.connection_pool
+        self._spare: deque[Any] = deque()
+        self._most_spare = self._pool.max_connections // 2
+
+    async def _take(self) -> Any:
+        try:
+            connection = self._spare.pop()
+        except IndexError:
+            return await self._pool.get_connection()  # type: ignore[no-untyped-call]  # checked by the pool
+        try:
+            if not connection.is_connected:
+                await connection.connect()
+            elif _closed_or_out_of_step(connection):
+                await connection.disconnect()
+                await connection.connect()
+        except BaseException:
+            await connection.disconnect(nowait=True)
+            await self._pool.release(connection)
+            raise
+        return connection
+
+    async def _give_back(self, connection: Any) -> None:
+        if len(self._spare) < self._most_spare:
+            self._spare.append(connection)
+        else:
+            await self._pool.release(connection)
+
+    async def execute(self, *args: Any) -> Any:
+        connection = await self._take()
+        try:
+            await connection.send_packed_command(pack(args), check_health=False)
+            reply = await connection.read_response()
+        except redis.ResponseError:
+            await self._give_back(connection)  # an error reply: the connection is in step
+            raise
+        except BaseException:
+            await connection.disconnect(nowait=True)  # a late reply must meet no one
+            await self._pool.release(connection)
+            raise
+        await self._give_back(connection)
+        return reply
+
+    async def pipeline(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
+        """Many commands in one round trip; each error reply is returned in its place."""
+        connection = await self._take()
+        try:
+            await connection.send_packed_command(
+                b"".join(pack(command) for command in commands), check_health=False
+            )
+            replies: list[Any] = []
+            for _ in commands:
+                try:
+                    replies.append(await connection.read_response())
+                except redis.ResponseError as exc:
+                    replies.append(exc)
+        except BaseException:
+            await connection.disconnect(nowait=True)
+            await self._pool.release(connection)
+            raise
+        await self._give_back(connection)
+        return replies
+
+
+def direct_connections(client: object) -> DirectConnections | None:
+    """Spare connections for a plain ``redis.asyncio.Redis``; None where redis-py's own
+    path is kept (see the module docstring)."""
+    if not HAS_PACKER or type(client) is not redis.asyncio.Redis or client.connection is not None:
+        return None
+    pool = client.connection_pool
+    if type(pool) is not ConnectionPool or getattr(pool, "cache", None) is not None:
+        return None
+    if pool.connection_class not in _PLAIN_CONNECTIONS:
+        return None
+    return DirectConnections(client)
+
+
+def _closed_or_out_of_step(connection: Any) -> bool:
+    """True when an idle connection was closed by the server or has data waiting, whether
+    or not the event loop has seen it yet."""
+    reader = connection._reader
+    writer = connection._writer
+    if reader is None or writer is None or reader.at_eof():
+        return True
+    sock = writer.get_extra_info("socket")
+    if sock is None:
+        return True
+    try:
+        readable, _, _ = select.select([sock.fileno()], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
