@@ -8,6 +8,7 @@ against the asyncio store as well: see ``BOTH_STORES`` in conftest.)
 from __future__ import annotations
 
 import asyncio
+import random
 from collections import Counter
 
 import pytest
@@ -179,3 +180,33 @@ def test_an_error_reply_the_logic_does_not_read_is_a_backend_error(
     assert store.get(ctx, spec.instance_uuid).rev == 1
     assert store.locate(refused.instance_uuid) is None
     store.close()
+
+
+def test_calls_cancelled_midway_leave_no_reply_for_the_next_call(server_url: str) -> None:
+    """Cancelled between sending and reading (tiny timeouts), a call's connection is dropped:
+    a late reply never answers the next call, and every later call reads its own spec."""
+
+    async def scenario() -> None:
+        async with AsyncSpecStore.from_url(server_url) as store:
+            ctx = RequestContext(store=store)
+            specs = [typical_spec() for _ in range(8)]
+            await store.create_many(ctx, specs)
+            cancelled = 0
+            for round_ in range(300):
+                spec = specs[round_ % len(specs)]
+                try:
+                    await asyncio.wait_for(
+                        store.get_many(ctx, [s.instance_uuid for s in specs])
+                        if round_ % 3 == 0
+                        else store.get(ctx, spec.instance_uuid),
+                        timeout=random.uniform(0, 0.0004),
+                    )
+                except TimeoutError:
+                    cancelled += 1
+                other = specs[(round_ + 3) % len(specs)]
+                stored = await store.get(ctx, other.instance_uuid)
+                assert stored.spec.instance_uuid == other.instance_uuid
+                assert await store.locate(other.instance_uuid) == "api"
+            assert cancelled > 0
+
+    run(scenario())
