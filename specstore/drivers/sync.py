@@ -53,14 +53,14 @@ def execute(request: Request) -> Any:
         with backend_errors(request.label, writes=request.writes, reply_errors=True):
             if backend.held is not None:
                 return backend.held.execute(*request.args)
-            return backend.client.execute_command(*request.args)  # type: ignore[no-untyped-call]
+            return backend.client.execute_command(*request.args, **_keyed(request.args))  # type: ignore[no-untyped-call]
     if isinstance(request, Commands):
         with backend_errors(request.label, writes=request.writes, reply_errors=True):
             if backend.held is not None:
                 return backend.held.pipeline(request.commands)
             pipe = backend.client.pipeline(transaction=False)
             for command in request.commands:
-                pipe.execute_command(*command)
+                pipe.execute_command(*command, **_keyed(command))
             return pipe.execute(raise_on_error=False)
     return _scan(backend, request)
 
@@ -73,3 +73,9 @@ def _scan(backend: Backend, request: ScanPage) -> tuple[list[bytes], ScanPositio
             cursor=request.position.cursor, match=request.pattern, count=request.count
         )
     return cast(list[bytes], keys), position_after(index, int(cursor), len(nodes))
+
+
+def _keyed(command: tuple[Any, ...]) -> dict[str, Any]:
+    """The key of a one-key command, as redis-py's own command methods pass it (a client
+    with client-side caching needs it to cache a read)."""
+    return {"keys": [command[1]]} if len(command) > 1 and command[0] != "TIME" else {}
