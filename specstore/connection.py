@@ -161,9 +161,10 @@ def _before_send(exc: redis.RedisError) -> bool:
     """True when redis-py failed while connecting, i.e. before any command was sent.
 
     Covers a refused or timed-out connect (``ConnectionError``/``TimeoutError`` "... connecting
-    to ...") and a failed handshake on a new connection.
+    to ..."), a failed handshake on a new connection, and a pool that had no connection to
+    give (``MaxConnectionsError``).
     """
-    if isinstance(exc, _HandshakeError):
+    if isinstance(exc, (_HandshakeError, redis.exceptions.MaxConnectionsError)):
         return True
     return isinstance(exc, (redis.ConnectionError, redis.TimeoutError)) and (
         "connecting to" in str(exc)

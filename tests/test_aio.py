@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import Counter
+from collections.abc import Callable
 
 import pytest
 
@@ -210,3 +211,64 @@ def test_calls_cancelled_midway_leave_no_reply_for_the_next_call(server_url: str
             assert cancelled > 0
 
     run(scenario())
+
+
+@pytest.mark.redis
+def test_connections_beyond_the_spare_ones_are_checked_before_sending(
+    redis_server: RedisServer, url: str
+) -> None:
+    """More calls at once than spare connections are kept: the extra connections go back to
+    redis-py's pool; after the server closed them all, every call still succeeds."""
+
+    async def scenario() -> None:
+        async with AsyncSpecStore.from_url(url, max_connections=4) as store:  # 2 spare
+            ctx = RequestContext(store=store)
+            specs = [typical_spec() for _ in range(3)]
+            await store.create_many(ctx, specs)
+            await asyncio.gather(*(store.get(ctx, s.instance_uuid) for s in specs))
+            admin = redis_server.client()
+            admin.client_kill_filter(_type="normal", skipme=True)
+            admin.close()
+            revs = await asyncio.gather(*(store.save(ctx, s, rev=1) for s in specs))
+            assert revs == [2, 2, 2]
+
+    run(scenario())
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_a_pool_out_of_connections_says_nothing_was_written(url: str, kind: str) -> None:
+    """redis-py's MaxConnectionsError: no command was sent, and the error says so."""
+    spec = typical_spec()
+    SpecStore.from_url(url).create(RequestContext(), spec)
+
+    async def saves() -> list[object]:
+        async with AsyncSpecStore.from_url(url, max_connections=2) as store:
+            ctx = RequestContext(store=store)
+            return list(
+                await asyncio.gather(
+                    *(store.save(ctx, spec, rev=1) for _ in range(10)), return_exceptions=True
+                )
+            )
+
+    if kind == "async":
+        results = asyncio.run(saves())
+    else:
+        store = SpecStore.from_url(url, max_connections=1)
+        ctx = RequestContext(store=store)
+        held = store.client.connection_pool.get_connection()  # the only connection, taken
+        results = []
+        try:
+            results.append(backend_error(lambda: store.save(ctx, spec, rev=1)))
+        finally:
+            store.client.connection_pool.release(held)
+    failures = [r for r in results if isinstance(r, BackendError)]
+    assert failures and all(not f.may_have_written for f in failures)
+    stored_rev = SpecStore.from_url(url).get(RequestContext(), spec.instance_uuid).rev
+    assert stored_rev == 1 + sum(r == 2 for r in results)
+
+
+def backend_error(call: Callable[[], object]) -> BackendError:
+    with pytest.raises(BackendError) as info:
+        call()
+    return info.value

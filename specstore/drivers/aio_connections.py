@@ -44,10 +44,12 @@ class DirectConnections:
         self._most_spare = self._pool.max_connections // 2
 
     async def _take(self) -> Any:
+        """A connection for one call, connected and with nothing waiting on it (the pool's
+        own check misses a close the event loop has not seen yet: checked here too)."""
         try:
             connection = self._spare.pop()
         except IndexError:
-            return await self._pool.get_connection()  # type: ignore[no-untyped-call]  # checked by the pool
+            connection = await self._pool.get_connection()  # type: ignore[no-untyped-call]
         try:
             if not connection.is_connected:
                 await connection.connect()
