@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Callable
 
 import pytest
+import redis
 
 from specstore import ConflictError, RequestContext, RequestSpec, SpecStore
 from specstore.aio import AsyncSpecStore
@@ -256,12 +257,14 @@ def test_a_pool_out_of_connections_says_nothing_was_written(url: str, kind: str)
     else:
         store = SpecStore.from_url(url, max_connections=1)
         ctx = RequestContext(store=store)
-        held = store.client.connection_pool.get_connection()  # the only connection, taken
+        assert isinstance(store.client, redis.Redis)
+        pool = store.client.connection_pool
+        held = pool.get_connection()  # the only connection, taken
         results = []
         try:
             results.append(backend_error(lambda: store.save(ctx, spec, rev=1)))
         finally:
-            store.client.connection_pool.release(held)
+            pool.release(held)
     failures = [r for r in results if isinstance(r, BackendError)]
     assert failures and all(not f.may_have_written for f in failures)
     stored_rev = SpecStore.from_url(url).get(RequestContext(), spec.instance_uuid).rev
