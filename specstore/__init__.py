@@ -56,8 +56,8 @@ from specstore.model import (
 
 if TYPE_CHECKING:
     from specstore.legacy import InstanceRecord, MigrationBatchResult
-    from specstore.move_ops import prepare_move
-    from specstore.moves import MoveOperation, MovePlan, spec_for_move
+    from specstore.moves.operations import prepare_move
+    from specstore.moves.rules import MoveOperation, MovePlan, spec_for_move
     from specstore.records import StoredSpec
     from specstore.store import BatchCreate, BatchDestroy, BatchRead, Promotion, SpecStore
 
@@ -66,10 +66,10 @@ if TYPE_CHECKING:
 _LAZY = {
     "InstanceRecord": "specstore.legacy",
     "MigrationBatchResult": "specstore.legacy",
-    "MoveOperation": "specstore.moves",
-    "MovePlan": "specstore.moves",
-    "spec_for_move": "specstore.moves",
-    "prepare_move": "specstore.move_ops",
+    "MoveOperation": "specstore.moves.rules",
+    "MovePlan": "specstore.moves.rules",
+    "spec_for_move": "specstore.moves.rules",
+    "prepare_move": "specstore.moves.operations",
     "StoredSpec": "specstore.records",
     "BatchCreate": "specstore.store",
     "BatchDestroy": "specstore.store",

@@ -49,7 +49,8 @@ from rich.table import Table
 
 from serializers import json_codec
 from specstore import bulk, config
-from specstore import gc as gc_ops
+from specstore.bulk import gc as gc_ops
+from specstore.bulk.import_plan import dry_run_import
 from specstore.connection import redact
 from specstore.context import RequestContext
 from specstore.errors import (
@@ -61,7 +62,6 @@ from specstore.errors import (
     SpecStoreError,
     UnknownStoreError,
 )
-from specstore.import_plan import dry_run_import
 from specstore.keys import API, normalize_uuid, validate_store_name
 from specstore.records import reply_text
 from specstore.scan import node_clients, scan_batches

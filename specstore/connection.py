@@ -218,7 +218,7 @@ def hash_replies(replies: list[Any]) -> list[dict[bytes, bytes] | None]:
 
 
 class HeldPipeline(Protocol):
-    """What :func:`read_hashes` needs of :class:`specstore.held.HeldConnections`."""
+    """What :func:`read_hashes` needs of :class:`specstore.drivers.held.HeldConnections`."""
 
     def pipeline(self, commands: Sequence[Sequence[Any]]) -> list[Any]: ...
 

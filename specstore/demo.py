@@ -11,7 +11,6 @@ import json
 import uuid
 from collections.abc import Callable
 
-from specstore import move_ops
 from specstore.bulk import export_specs
 from specstore.context import RequestContext
 from specstore.errors import WrongStoreError
@@ -24,6 +23,7 @@ from specstore.model import (
     RequestSpec,
     SchedulerRetries,
 )
+from specstore.moves import operations as move_ops
 from specstore.records import reply_text
 from specstore.store import SpecStore
 

@@ -23,7 +23,7 @@ from redis.exceptions import (
 )
 
 from specstore.connection import RedisClient
-from specstore.held import HeldConnections
+from specstore.drivers.held import HeldConnections
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,8 @@ from typing import Any, Generic, TypeVar, cast
 
 from specstore.connection import AsyncRedisClient, RedisClient, as_dict, connect, connect_async
 from specstore.drivers.aio_connections import DirectConnections, direct_connections
+from specstore.drivers.held import HeldConnections, held_connections
 from specstore.errors import InvalidInputError, UnknownStoreError
-from specstore.held import HeldConnections, held_connections
 from specstore.keys import API, Keyspace, validate_cell_name
 
 

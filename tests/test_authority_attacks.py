@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from specstore import RequestContext, SpecStore, bulk, legacy, lua, two_phase
+from specstore.bulk import repairing
 from specstore.drivers.sync import run
 from specstore.errors import (
     BackendError,
@@ -261,7 +262,7 @@ def _repair_races_a_promote_and_a_destroy(
     ctx, spec, uid = booted(store)
     repairer = make_store(servers)
     cell_backend = repairer.topology.cells[REMOTE]
-    real_read, real_apply = bulk._read_record, bulk.apply_plan
+    real_read, real_apply = repairing._read_record, repairing.apply_plan
     done: set[str] = set()
 
     def read_record(backend: Any, u: str, now_ms: int) -> Any:
@@ -276,8 +277,8 @@ def _repair_races_a_promote_and_a_destroy(
             store.destroy(ctx.target_cell(REMOTE), uid)
         real_apply(s, obs, plan)
 
-    monkeypatch.setattr(bulk, "_read_record", read_record)
-    monkeypatch.setattr(bulk, "apply_plan", apply_plan)
+    monkeypatch.setattr(repairing, "_read_record", read_record)
+    monkeypatch.setattr(repairing, "apply_plan", apply_plan)
     bulk.repair(repairer)
     monkeypatch.undo()
     assert done == {"promote", "destroy"}

@@ -59,7 +59,12 @@ def test_live_list_on_stdin_and_time_to_live(url: str) -> None:
     store, specs = scene(url)
     two_days = str(2 * 86400)
     result = run_cli(
-        "gc", "--live-file", "-", "--unpromoted-older-than", two_days, url=url,
+        "gc",
+        "--live-file",
+        "-",
+        "--unpromoted-older-than",
+        two_days,
+        url=url,
         stdin=f"{specs['live']}\n{specs['dead']}\n".encode(),
     )
     assert result.returncode == 0, result.stderr
@@ -85,9 +90,7 @@ def test_skipped_keys_are_named_and_exit_1(url: str, tmp_path: Path) -> None:
     live.write_text("\n".join(specs.values()) + "\n")
     result = run_cli("gc", "--live-file", str(live), url=url)
     assert result.returncode == 1
-    assert (
-        f"skipped {foreign}: the key holds something that is not a spec hash" in result.stderr
-    )
+    assert f"skipped {foreign}: the key holds something that is not a spec hash" in result.stderr
     assert store.client.get(store.keys.spec_key("api", foreign)) == b"not ours"
     store.close()
 

@@ -164,7 +164,7 @@ def test_migrate_follows_moved(
         return replies
 
     source = redis_cluster.owner(slot)
-    monkeypatch.setattr("specstore.bulk.read_hashes", read_then_reshard)
+    monkeypatch.setattr("specstore.bulk.common.read_hashes", read_then_reshard)
     summary = migrate_documents(SpecStore(stale.topology, codec=codec_v11()))
     assert redis_cluster.owner(slot) is not source
     assert (summary.rewritten, summary.failed) == (len(specs), 0)

@@ -19,10 +19,10 @@ from hypothesis import HealthCheck, given, settings
 from serializers import DEFAULT_CODEC, MAGIC
 from serializers.envelope import _packb_reference
 from serializers.msgpack_codec import DocumentCodec
-from specstore import RequestContext, SpecStore, export_format
-from specstore.bulk import SpecKey, _read_for_export, _spec_key_matcher, export_specs
-from specstore.errors import CorruptDocumentError, DocumentError, IncompatibleSchemaError
-from specstore.export_format import (
+from specstore import RequestContext, SpecStore
+from specstore.bulk import SpecKey, export_format, export_specs
+from specstore.bulk.common import _spec_key_matcher
+from specstore.bulk.export_format import (
     DocumentChecker,
     ExportRecord,
     RecordEncoder,
@@ -30,6 +30,8 @@ from specstore.export_format import (
     to_json_line,
     to_msgpack,
 )
+from specstore.bulk.exporting import _read_for_export
+from specstore.errors import CorruptDocumentError, DocumentError, IncompatibleSchemaError
 from specstore.keys import Keyspace
 from specstore.model import InstanceNUMACell, InstanceNUMATopology, RequestSpec, persisted_payload
 from specstore.samples import typical_spec

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from specstore import RequestContext, SpecStore
+from specstore.bulk.gc import SpecState, Verdict, collect_orphans, decide
 from specstore.connection import connect
 from specstore.errors import InvalidInputError, InvalidUUIDError
-from specstore.gc import SpecState, Verdict, collect_orphans, decide
 from specstore.keys import Keyspace
 from specstore.topology import Backend, Topology
 from tests.factories import typical_spec

@@ -1,4 +1,4 @@
-"""The connection held per thread for single commands (specstore.held), on a real server.
+"""The connection held per thread for single commands (specstore.drivers.held), on a real server.
 
 What redis-py's pool does for every command must still hold on the held connection: a server
 restart costs no failed call, a failed call never leaves a reply behind for the next one, a
@@ -16,7 +16,7 @@ import pytest
 import redis
 
 from specstore import BackendError, RequestContext, RequestSpec, SpecNotFoundError, SpecStore
-from specstore.held import HeldConnections, held_connections
+from specstore.drivers.held import HeldConnections, held_connections
 from specstore.model import strip_transient
 from tests.factories import typical_spec
 from tests.support.redis_server import RedisServer, start_server

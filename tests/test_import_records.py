@@ -15,8 +15,8 @@ import pytest
 from serializers import MAGIC
 from serializers.envelope import encode_envelope
 from serializers.schemas.request_spec import SCHEMA
-from specstore import RequestContext, SpecStore, bulk
-from specstore.bulk import ImportFormat, export_specs, import_specs
+from specstore import RequestContext, SpecStore
+from specstore.bulk import ImportFormat, export_specs, import_specs, importing
 from tests.factories import typical_spec
 
 TRANSIENT = {
@@ -183,13 +183,13 @@ def test_each_record_is_parsed_once_and_both_passes_read_the_whole_source(
     target, data = _exported(7, fmt)
     parsed: list[object] = []
     for name in ("parse_json_record", "parse_msgpack_record", "verbatim_msgpack_record"):
-        real = getattr(bulk, name)
+        real = getattr(importing, name)
 
         def counted(*args: Any, _real: Any = real, **kwargs: Any) -> Any:
             parsed.append(args[0])
             return _real(*args, **kwargs)
 
-        monkeypatch.setattr(bulk, name, counted)
+        monkeypatch.setattr(importing, name, counted)
     sources: list[Source] = []
 
     def open_source() -> Source:

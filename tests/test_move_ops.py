@@ -22,7 +22,7 @@ from specstore import (
 )
 from specstore.errors import InvalidInputError
 from specstore.model import Destination, Flavor, ImageMeta, strip_transient
-from specstore.move_ops import (
+from specstore.moves.operations import (
     cold_migrate,
     confirm_resize,
     evacuate,
@@ -33,7 +33,7 @@ from specstore.move_ops import (
     revert_resize,
     unshelve,
 )
-from specstore.moves import MoveOperation, MovePlan
+from specstore.moves.rules import MoveOperation, MovePlan
 from specstore.records import StoredSpec
 from tests.factories import flavor, typical_spec
 from tests.support.redis_server import RedisServer

@@ -25,7 +25,7 @@ from specstore.model import (
     SchedulerRetries,
     strip_transient,
 )
-from specstore.moves import (
+from specstore.moves.rules import (
     MOVE_RULES,
     MoveOperation,
     MovePlan,

@@ -8,14 +8,6 @@ from typing import Any
 
 import pytest
 
-from specstore.derived import (
-    PciAlias,
-    derive,
-    derive_numa_topology,
-    derive_pci_alias_requests,
-    merge_pci_requests,
-    pci_alias_table,
-)
 from specstore.errors import InvalidInputError
 from specstore.model import (
     Flavor,
@@ -26,7 +18,15 @@ from specstore.model import (
     InstancePCIRequests,
     RequestSpec,
 )
-from specstore.moves import MoveOperation, spec_for_move
+from specstore.moves.derived import (
+    PciAlias,
+    derive,
+    derive_numa_topology,
+    derive_pci_alias_requests,
+    merge_pci_requests,
+    pci_alias_table,
+)
+from specstore.moves.rules import MoveOperation, spec_for_move
 from tests.factories import typical_spec
 
 R = MoveOperation

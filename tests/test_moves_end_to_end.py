@@ -10,11 +10,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from specstore import RequestContext, SpecStore, move_ops
+from specstore import RequestContext, SpecStore
 from specstore.connection import connect
 from specstore.errors import WrongStoreError
 from specstore.keys import API, Keyspace
 from specstore.model import ImageMeta, RequestSpec
+from specstore.moves import operations as move_ops
 from specstore.topology import Backend, Topology
 from tests.factories import flavor, typical_spec
 from tests.support.redis_server import RedisServer, start_server

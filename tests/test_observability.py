@@ -21,10 +21,11 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from specstore import RequestContext, SpecStore, move_ops, observability
+from specstore import RequestContext, SpecStore, observability
 from specstore.connection import connect
 from specstore.errors import ConflictError, SpecNotFoundError
 from specstore.keys import API, Keyspace
+from specstore.moves import operations as move_ops
 from specstore.topology import Backend, Topology
 from tests.factories import flavor, typical_spec
 from tests.support.redis_server import RedisServer, start_server

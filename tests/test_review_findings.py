@@ -175,7 +175,7 @@ def test_an_interrupt_while_packing_a_script_call_does_not_crash_the_process() -
     child = textwrap.dedent(
         """
         import random, signal
-        from specstore.held import _pack
+        from specstore.drivers.held import _pack
         from specstore import lua
         class Interrupt(BaseException):
             pass

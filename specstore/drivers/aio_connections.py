@@ -1,6 +1,6 @@
 """Single commands and pipelines on spare ``redis.asyncio`` connections, checked before sending.
 
-The asyncio twin of :mod:`specstore.held`, for the same two reasons:
+The asyncio twin of :mod:`specstore.drivers.held`, for the same two reasons:
 
 * redis.asyncio's per-command path (pool lock and bookkeeping, retry wrapper, response
   callbacks) costs about as much as the round trip on loopback;
@@ -29,14 +29,14 @@ import redis
 import redis.asyncio
 from redis.asyncio.connection import Connection, ConnectionPool, UnixDomainSocketConnection
 
-from specstore.held import HAS_PACKER, pack
+from specstore.drivers.held import HAS_PACKER, pack
 
 _PLAIN_CONNECTIONS = (Connection, UnixDomainSocketConnection)
 
 
 class DirectConnections:
     """``await execute(*args)`` / ``await pipeline(commands)``: raw replies, as
-    :class:`specstore.held.HeldConnections` gives them."""
+    :class:`specstore.drivers.held.HeldConnections` gives them."""
 
     def __init__(self, client: redis.asyncio.Redis) -> None:
         self._pool: ConnectionPool = client.connection_pool

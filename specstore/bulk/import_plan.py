@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
-from specstore.bulk import MAX_REPORTED, ImportFormat, ImportSummary, Progress, read_records
+from specstore.bulk.common import MAX_REPORTED, ImportFormat, Progress
+from specstore.bulk.export_format import ExportRecord
+from specstore.bulk.importing import ImportSummary, read_records
 from specstore.connection import backend_errors
 from specstore.errors import SpecStoreError
-from specstore.export_format import ExportRecord
 from specstore.keys import API
 from specstore.records import reply_text
 from specstore.store import SpecStore

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 from uuid import UUID
 
-from specstore.bulk import MAX_REPORTED, Progress, spec_key_batches
+from specstore.bulk.common import MAX_REPORTED, Progress, spec_key_batches
 from specstore.connection import backend_errors, is_wrong_type
 from specstore.context import RequestContext
 from specstore.errors import (

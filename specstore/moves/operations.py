@@ -21,7 +21,6 @@ from collections.abc import Mapping
 from uuid import UUID
 
 from specstore.context import RequestContext
-from specstore.derived import PciAlias
 from specstore.errors import ConflictError
 from specstore.keys import normalize_uuid
 from specstore.model import (
@@ -31,7 +30,8 @@ from specstore.model import (
     InstanceNUMATopology,
     InstancePCIRequests,
 )
-from specstore.moves import DERIVE, Derive, MoveOperation, MovePlan, spec_for_move
+from specstore.moves.derived import PciAlias
+from specstore.moves.rules import DERIVE, Derive, MoveOperation, MovePlan, spec_for_move
 from specstore.store import SpecStore
 
 

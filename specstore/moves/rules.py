@@ -41,12 +41,6 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Literal, TypeVar
 
-from specstore.derived import (
-    PciAlias,
-    derive_numa_topology,
-    derive_pci_alias_requests,
-    merge_pci_requests,
-)
 from specstore.errors import InvalidInputError
 from specstore.model import (
     TRANSIENT_FIELDS,
@@ -60,6 +54,12 @@ from specstore.model import (
     RequestSpec,
 )
 from specstore.model.base import SpecModel
+from specstore.moves.derived import (
+    PciAlias,
+    derive_numa_topology,
+    derive_pci_alias_requests,
+    merge_pci_requests,
+)
 
 _Part = TypeVar("_Part", InstanceNUMATopology, InstancePCIRequests)
 
@@ -130,7 +130,7 @@ MOVE_RULES: dict[MoveOperation, MoveRule] = {
 
 
 class Derive(Enum):
-    """Marks an argument left to :mod:`specstore.derived` (distinct from an explicit None)."""
+    """Marks an argument left to :mod:`specstore.moves.derived` (distinct from an explicit None)."""
 
     FROM_FLAVOR = "derive"
 
@@ -146,7 +146,7 @@ class MovePlan:
     ``request`` goes to the scheduler (never persist it); ``persist`` is what the stored spec
     must become. Both are independent deep copies (changing one never changes the other or
     the input spec). ``persist.rev`` is the rev the input spec was read with (after
-    :mod:`specstore.move_ops` saved it, the new rev).
+    :mod:`specstore.moves.operations` saved it, the new rev).
     """
 
     operation: MoveOperation
@@ -207,7 +207,7 @@ def spec_for_move(
       restricted to ``instance.host``. A new image that would change the NUMA constraints
       the flavor and image derive is refused (Nova's ``ImageNUMATopologyRebuildConflict``).
     - ``numa_topology``, ``pci_requests``: ``RESIZE`` and ``RESIZE_REVERT`` re-derive them from
-      the flavor they leave on the spec and the stored image (:mod:`specstore.derived`: SR-IOV
+      the flavor they leave on the spec and the stored image (:mod:`specstore.moves.derived`: SR-IOV
       port requests are kept, flavor alias requests re-derived with the ``pci_aliases`` table)
       unless the caller passes a value (None included), which wins. A revert given the
       topology and requests from before the resize (Nova keeps them in the migration context
