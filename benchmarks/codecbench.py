@@ -23,10 +23,10 @@ import redis
 from benchmarks.harness import Row, Target, interleaved_micros
 from benchmarks.latency import JSON_EXCLUDE
 from benchmarks.workload import BASE_SPEC, Counts, keyspace
-from serializers.msgpack_codec import DEFAULT_CODEC
 from specstore.context import RequestContext
 from specstore.keys import API
 from specstore.model import RequestSpec, strip_transient
+from specstore.serializers.msgpack_codec import DEFAULT_CODEC
 from specstore.store import SpecStore
 
 CODEC_TARGET = Target("value", "<=", 40, "us")
@@ -41,22 +41,22 @@ FIXTURE = "fixtures/nova/request_spec_1.15_seed1.json"
 def nova_json_bytes(spec: RequestSpec) -> tuple[int, str]:
     """Size of Nova's JSON primitive of ``spec`` as persisted, and where it came from."""
     try:
-        nova = importlib.import_module("serializers.nova")
+        nova = importlib.import_module("specstore.serializers.nova")
     except ImportError:
         nova = None
     if nova is not None and hasattr(nova, "to_nova_primitive"):
         primitive: dict[str, Any] = nova.to_nova_primitive(strip_transient(spec))
         return (len(json.dumps(primitive).encode()),
-                "serializers.nova.to_nova_primitive of the same spec (transient fields reset "
-                "as Nova does before persisting), json.dumps with Nova's default separators")
+                "specstore.serializers.nova.to_nova_primitive of the same spec (transient fields "
+                "reset as Nova does before persisting), json.dumps with Nova's default separators")
     for base in (ROOT / "tests", ROOT.parent / "shared"):
         path = base / FIXTURE
         if path.exists():
             data = json.loads(path.read_text())
             return (len(json.dumps(data).encode()),
-                    f"serializers.nova is missing: Nova's fixture {path.name} (a comparable "
-                    "spec, NOT the same one) re-dumped with json.dumps")
-    raise FileNotFoundError(f"no serializers.nova and no {FIXTURE}")
+                    f"specstore.serializers.nova is missing: Nova's fixture {path.name} (a "
+                    "comparable spec, NOT the same one) re-dumped with json.dumps")
+    raise FileNotFoundError(f"no specstore.serializers.nova and no {FIXTURE}")
 
 
 def figure_5(client: redis.Redis, prefix: str, counts: Counts) -> list[Row]:

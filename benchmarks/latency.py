@@ -24,11 +24,11 @@ from redis.cluster import RedisCluster
 
 from benchmarks.harness import Latency, Op, Row, Target, measure_latencies, not_run
 from benchmarks.workload import Counts, chunks, keyspace, spec_copies
-from serializers.msgpack_codec import DEFAULT_CODEC
 from specstore.connection import RedisClient
 from specstore.context import RequestContext
 from specstore.model import TRANSIENT_FIELDS, TRANSIENT_GROUP_FIELDS, RequestSpec
 from specstore.records import write_args
+from specstore.serializers.msgpack_codec import DEFAULT_CODEC
 from specstore.store import SpecStore
 
 SAVE_GET_TARGET = Target("ratio", "<=", 1.4)

@@ -20,8 +20,8 @@ from benchmarks import exporter
 from benchmarks.harness import Row
 from benchmarks.latency import CELL, create_all, save_get_ops
 from benchmarks.workload import BASE_SPEC, Counts, keyspace, spec_copies
-from serializers.msgpack_codec import DEFAULT_CODEC
 from specstore.context import RequestContext
+from specstore.serializers.msgpack_codec import DEFAULT_CODEC
 from specstore.store import SpecStore
 
 PROFILE_DIR = Path(__file__).resolve().parent / "profiles"

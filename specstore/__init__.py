@@ -61,8 +61,10 @@ if TYPE_CHECKING:
     from specstore.records import StoredSpec
     from specstore.store import BatchCreate, BatchDestroy, BatchRead, Promotion, SpecStore
 
-# The store layer imports serializers, which import specstore.errors: loading it lazily keeps
-# `import serializers` (or any serializers submodule) free of import cycles.
+# The layers, each importing only those before it: errors, keys, model, context ->
+# serializers -> records, operations, stores, bulk, moves, cli. The package itself loads only
+# the first ones; the others are loaded when asked for, so importing a lower layer (say
+# specstore.serializers) never loads a higher one.
 _LAZY = {
     "InstanceRecord": "specstore.legacy",
     "MigrationBatchResult": "specstore.legacy",

@@ -47,7 +47,6 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from serializers import json_codec
 from specstore import bulk, config
 from specstore.bulk import gc as gc_ops
 from specstore.bulk.import_plan import dry_run_import
@@ -65,6 +64,7 @@ from specstore.errors import (
 from specstore.keys import API, normalize_uuid, validate_store_name
 from specstore.records import reply_text
 from specstore.scan import node_clients, scan_batches
+from specstore.serializers import json_codec
 from specstore.store import SpecStore
 from specstore.topology import Backend, Topology
 

@@ -18,7 +18,6 @@ from uuid import UUID
 
 import redis
 
-from serializers.msgpack_codec import DEFAULT_CODEC, DocumentCodec
 from specstore import lua, two_phase
 from specstore.calls import AnyBackend, Command, Commands, Hashes, ScanPage, Script, Scripts, Steps
 from specstore.connection import as_dict, is_wrong_type
@@ -46,6 +45,7 @@ from specstore.records import (
     write_args,
 )
 from specstore.scan import ScanPosition
+from specstore.serializers.msgpack_codec import DEFAULT_CODEC, DocumentCodec
 from specstore.topology import B, Topology
 
 C = TypeVar("C")

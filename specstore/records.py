@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from serializers.envelope import format_version
-from serializers.msgpack_codec import DocumentCodec
 from specstore.errors import (
     ConflictError,
     CorruptDocumentError,
@@ -20,6 +18,8 @@ from specstore.errors import (
     WrongStoreError,
 )
 from specstore.model import RequestSpec
+from specstore.serializers.envelope import format_version
+from specstore.serializers.msgpack_codec import DocumentCodec
 
 FIELD_DOC = b"doc"
 FIELD_REV = b"rev"

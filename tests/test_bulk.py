@@ -12,12 +12,12 @@ from typing import Any, cast
 import pytest
 from redis.cluster import RedisCluster
 
-from serializers.envelope import encode_envelope
-from serializers.msgpack_codec import DocumentCodec
-from serializers.schemas import REGISTRY
 from specstore import RequestContext, RequestSpec, SpecStore
 from specstore.bulk import collect_stats, export_specs, import_specs, migrate_documents, repair
 from specstore.model import persisted_payload
+from specstore.serializers.envelope import encode_envelope
+from specstore.serializers.msgpack_codec import DocumentCodec
+from specstore.serializers.schemas import REGISTRY
 from tests.factories import typical_spec
 
 

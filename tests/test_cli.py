@@ -12,8 +12,8 @@ from typing import Any, cast
 import msgpack
 import pytest
 
-from serializers.envelope import encode_envelope
 from specstore import RequestContext, SpecStore
+from specstore.serializers.envelope import encode_envelope
 from tests.factories import typical_spec
 from tests.support.cli import run_cli, specstore_cmd
 from tests.support.keyspace import set_location

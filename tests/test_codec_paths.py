@@ -1,9 +1,9 @@
 """The fast codec paths give what the reference paths give.
 
 The envelope writes with ormsgpack and reads with ormsgpack when it can (see
-:mod:`serializers.envelope`); msgpack-python with Python hooks is the reference. These tests
-pin that both write the same bytes and read the same specs, and the model's canonical order
-(kept at validation, not at dump) and its bookkeeping slots.
+:mod:`specstore.serializers.envelope`); msgpack-python with Python hooks is the reference.
+These tests pin that both write the same bytes and read the same specs, and the model's
+canonical order (kept at validation, not at dump) and its bookkeeping slots.
 """
 
 from __future__ import annotations
@@ -18,17 +18,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from serializers import DEFAULT_CODEC, MAGIC
-from serializers.envelope import (
+from specstore.errors import CorruptDocumentError
+from specstore.model import RequestSpec, persisted_payload, strip_transient
+from specstore.model.base import SortedDict
+from specstore.samples import typical_spec
+from specstore.serializers import DEFAULT_CODEC, MAGIC
+from specstore.serializers.envelope import (
     _packb,
     _packb_reference,
     decode_envelope,
     decode_envelope_fast,
 )
-from specstore.errors import CorruptDocumentError
-from specstore.model import RequestSpec, persisted_payload, strip_transient
-from specstore.model.base import SortedDict
-from specstore.samples import typical_spec
 from tests import strategies as sts
 
 SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -177,7 +177,7 @@ def test_default_maps_stay_key_sorted_under_in_place_updates() -> None:
 
 
 def _same_payload(spec: RequestSpec) -> None:
-    from serializers.fast_payload import _DUMP
+    from specstore.serializers.fast_payload import _DUMP
 
     fast, reference = _DUMP(spec), persisted_payload(spec)
     assert fast == reference
@@ -205,7 +205,7 @@ def test_fast_payload_of_the_typical_spec_and_of_its_changes() -> None:
 
 
 def test_fast_payload_copies_what_it_gives() -> None:
-    from serializers.fast_payload import fast_payload
+    from specstore.serializers.fast_payload import fast_payload
 
     spec = typical_spec(UID)
     payload = fast_payload(spec)
@@ -217,8 +217,8 @@ def test_fast_payload_copies_what_it_gives() -> None:
 
 
 def test_fast_payload_leaves_unusual_values_to_pydantic() -> None:
-    from serializers.fast_payload import _DUMP, _UnsupportedError, fast_payload
     from specstore.model import Flavor
+    from specstore.serializers.fast_payload import _DUMP, _UnsupportedError, fast_payload
 
     class Sub(Flavor):
         pass
@@ -235,7 +235,7 @@ def test_fast_payload_leaves_unusual_values_to_pydantic() -> None:
 
 
 def _general_encode(spec: RequestSpec) -> bytes:
-    from serializers.envelope import encode_envelope
+    from specstore.serializers.envelope import encode_envelope
 
     return encode_envelope(DEFAULT_CODEC.schema, DEFAULT_CODEC.current_version,
                            persisted_payload(spec))
@@ -248,8 +248,8 @@ def test_the_fast_write_gives_the_bytes_of_the_general_one(spec: RequestSpec) ->
 
 
 def test_the_fast_write_leaves_datetimes_and_long_documents_to_the_general_one() -> None:
-    from serializers.envelope import fast_write_limit, pack_document
-    from serializers.fast_payload import msgpack_payload
+    from specstore.serializers.envelope import fast_write_limit, pack_document
+    from specstore.serializers.fast_payload import msgpack_payload
 
     spec = typical_spec(UID)
     payload = msgpack_payload(spec)
@@ -268,7 +268,7 @@ def test_the_fast_write_leaves_datetimes_and_long_documents_to_the_general_one()
 
 
 def test_the_current_reader_reads_only_whole_documents_of_its_version() -> None:
-    from serializers.envelope import CurrentReader, _packb_reference
+    from specstore.serializers.envelope import CurrentReader, _packb_reference
 
     reader = CurrentReader("RequestSpec", (1, 0), DEFAULT_CODEC.limits)
     doc = DEFAULT_CODEC.encode(typical_spec(UID))

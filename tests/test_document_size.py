@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from serializers.msgpack_codec import DEFAULT_CODEC
-from serializers.nova import to_nova_primitive
 from specstore.model import strip_transient
+from specstore.serializers.msgpack_codec import DEFAULT_CODEC
+from specstore.serializers.nova import to_nova_primitive
 from tests.factories import typical_spec
 
 

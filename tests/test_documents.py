@@ -12,9 +12,6 @@ import msgpack
 import pytest
 from pydantic import ValidationError
 
-from serializers import DEFAULT_CODEC, MAGIC, DecodeLimits, DocumentCodec, Envelope, json_codec
-from serializers.envelope import EXT_UUID, decode_envelope, encode_envelope
-from serializers.schemas.request_spec import SCHEMA
 from specstore.errors import (
     CorruptDocumentError,
     DocumentTooLargeError,
@@ -34,6 +31,16 @@ from specstore.model import (
     persisted_payload,
     strip_transient,
 )
+from specstore.serializers import (
+    DEFAULT_CODEC,
+    MAGIC,
+    DecodeLimits,
+    DocumentCodec,
+    Envelope,
+    json_codec,
+)
+from specstore.serializers.envelope import EXT_UUID, decode_envelope, encode_envelope
+from specstore.serializers.schemas.request_spec import SCHEMA
 from tests.factories import typical_spec
 
 UID = uuid.UUID("3f0c5c1e-9a57-4c3e-8d5e-0b1f2a3c4d5e")
@@ -241,7 +248,7 @@ def test_aware_datetimes_keep_their_instant_exactly(created: dt.datetime) -> Non
     assert decoded.image is not None
     assert decoded.image.created_at == created
     assert decoded.image.updated_at == created
-    # documents hold UTC timestamps (see serializers.envelope): the offset is normalised
+    # documents hold UTC timestamps (see specstore.serializers.envelope): the offset is normalised
     assert decoded.image.created_at is not None
     assert decoded.image.created_at.utcoffset() == dt.timedelta(0)
     assert decoded.image.created_at.microsecond == created.microsecond

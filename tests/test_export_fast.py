@@ -16,9 +16,6 @@ import msgpack
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from serializers import DEFAULT_CODEC, MAGIC
-from serializers.envelope import _packb_reference
-from serializers.msgpack_codec import DocumentCodec
 from specstore import RequestContext, SpecStore
 from specstore.bulk import SpecKey, export_format, export_specs
 from specstore.bulk.common import _spec_key_matcher
@@ -35,6 +32,9 @@ from specstore.errors import CorruptDocumentError, DocumentError, IncompatibleSc
 from specstore.keys import Keyspace
 from specstore.model import InstanceNUMACell, InstanceNUMATopology, RequestSpec, persisted_payload
 from specstore.samples import typical_spec
+from specstore.serializers import DEFAULT_CODEC, MAGIC
+from specstore.serializers.envelope import _packb_reference
+from specstore.serializers.msgpack_codec import DocumentCodec
 from tests import strategies as sts
 
 SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])

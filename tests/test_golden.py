@@ -4,10 +4,10 @@ IF THIS FAILS, THE DOCUMENT FORMAT CHANGED -- RELEASE A NEW SCHEMA VERSION INSTE
 REGENERATING. Documents already stored in Redis were written in this format; code that
 encodes the same spec differently, or reads these bytes differently, breaks them (and breaks
 older readers during a rolling upgrade). Add a version with its migration steps in
-serializers/schemas/request_spec.py and add golden files for it; keep these ones, which must
-go on decoding (through the upgrade steps) and encoding (through the downgrade steps, with
-``write_version=(1, 0)``). Only run ``python -m tests.golden.regenerate --write`` when adding
-new golden specs.
+specstore/serializers/schemas/request_spec.py and add golden files for it; keep these ones,
+which must go on decoding (through the upgrade steps) and encoding (through the downgrade
+steps, with ``write_version=(1, 0)``). Only run ``python -m tests.golden.regenerate --write``
+when adding new golden specs.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import json
 
 import pytest
 
-from serializers import DEFAULT_CODEC, MAGIC, json_codec
 from specstore.model import RequestSpec
+from specstore.serializers import DEFAULT_CODEC, MAGIC, json_codec
 from tests.golden import regenerate
 from tests.golden.regenerate import GOLDEN_SPECS, bin_path, codec, expected_spec, json_path
 

@@ -12,11 +12,11 @@ from typing import Any, cast
 import msgpack
 import pytest
 
-from serializers import MAGIC
-from serializers.envelope import encode_envelope
-from serializers.schemas.request_spec import SCHEMA
 from specstore import RequestContext, SpecStore
 from specstore.bulk import ImportFormat, export_specs, import_specs, importing
+from specstore.serializers import MAGIC
+from specstore.serializers.envelope import encode_envelope
+from specstore.serializers.schemas.request_spec import SCHEMA
 from tests.factories import typical_spec
 
 TRANSIENT = {

@@ -15,9 +15,6 @@ import msgpack
 import pytest
 from pydantic import ConfigDict, Field
 
-from serializers import DEFAULT_CODEC, MAGIC, REGISTRY, DocumentCodec, MigrationRegistry, json_codec
-from serializers.envelope import Envelope, encode_envelope
-from serializers.schemas.request_spec import SCHEMA
 from specstore import RequestContext, SpecStore
 from specstore.errors import CorruptDocumentError, IncompatibleSchemaError
 from specstore.model import (
@@ -28,6 +25,16 @@ from specstore.model import (
     persisted_payload,
     strip_transient,
 )
+from specstore.serializers import (
+    DEFAULT_CODEC,
+    MAGIC,
+    REGISTRY,
+    DocumentCodec,
+    MigrationRegistry,
+    json_codec,
+)
+from specstore.serializers.envelope import Envelope, encode_envelope
+from specstore.serializers.schemas.request_spec import SCHEMA
 from tests import factories
 from tests.factories import typical_spec
 

@@ -9,9 +9,6 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from serializers import DEFAULT_CODEC
-from serializers.envelope import encode_envelope
-from serializers.schemas.request_spec import SCHEMA
 from specstore.model import (
     PERSISTED_FIELDS,
     TRANSIENT_FIELDS,
@@ -33,6 +30,9 @@ from specstore.model import (
     strip_transient,
 )
 from specstore.model.base import MAX_FREEFORM_DEPTH
+from specstore.serializers import DEFAULT_CODEC
+from specstore.serializers.envelope import encode_envelope
+from specstore.serializers.schemas.request_spec import SCHEMA
 from tests.factories import flavor, typical_spec
 
 UID = uuid.UUID("11111111-2222-4333-8444-555555555555")

@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-from serializers.nova import from_nova_primitive, to_nova_primitive
 from specstore.errors import NovaPrimitiveError
 from specstore.model import (
     ComputeNodeRef,
@@ -23,6 +22,7 @@ from specstore.model import (
     RequestSpec,
     SchedulerRetries,
 )
+from specstore.serializers.nova import from_nova_primitive, to_nova_primitive
 from tests.factories import typical_spec
 
 FIXTURES = Path(__file__).parent / "fixtures" / "nova"

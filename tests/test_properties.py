@@ -13,11 +13,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from serializers import DEFAULT_CODEC, MAGIC, json_codec
-from serializers.schemas.request_spec import SCHEMA
 from specstore.errors import CorruptDocumentError, IncompatibleSchemaError
 from specstore.model import RequestSpec, persisted_payload
 from specstore.model.base import SpecModel
+from specstore.serializers import DEFAULT_CODEC, MAGIC, json_codec
+from specstore.serializers.schemas.request_spec import SCHEMA
 from tests import strategies as sts
 from tests.factories import typical_spec
 

@@ -21,11 +21,11 @@ from pathlib import Path
 import msgpack
 import pytest
 
-from serializers import DEFAULT_CODEC, MAGIC
-from serializers.envelope import EXT_UUID
 from specstore import RequestContext, SpecStore
 from specstore.errors import ConflictError, CorruptDocumentError, InvalidInputError, SpecStoreError
 from specstore.model import persisted_payload, strip_transient
+from specstore.serializers import DEFAULT_CODEC, MAGIC
+from specstore.serializers.envelope import EXT_UUID
 from tests.factories import typical_spec
 from tests.support.redis_server import RedisServer, start_server
 

@@ -6,7 +6,6 @@ import uuid
 
 import pytest
 
-from serializers.envelope import encode_envelope
 from specstore import (
     ConflictError,
     CorruptDocumentError,
@@ -21,6 +20,7 @@ from specstore import (
 )
 from specstore.errors import InvalidCellNameError
 from specstore.model import strip_transient
+from specstore.serializers.envelope import encode_envelope
 from tests.conftest import BOTH_STORES, store_of_kind
 from tests.factories import typical_spec
 

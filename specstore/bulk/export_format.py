@@ -36,13 +36,13 @@ import orjson
 import ormsgpack
 from pydantic import TypeAdapter
 
-from serializers import json_codec
-from serializers.envelope import EXT_UUID, MAGIC, Version, decode_envelope, format_version
-from serializers.msgpack_codec import DocumentCodec
 from specstore.errors import CorruptDocumentError, IncompatibleSchemaError, InvalidInputError
 from specstore.keys import normalize_uuid, validate_store_name
 from specstore.model import RequestSpec
 from specstore.model.persistence import PERSISTED_FIELDS, TRANSIENT_GROUP_FIELDS
+from specstore.serializers import json_codec
+from specstore.serializers.envelope import EXT_UUID, MAGIC, Version, decode_envelope, format_version
+from specstore.serializers.msgpack_codec import DocumentCodec
 
 META_FIELDS = ("schema", "project_id", "user_id", "created_at", "updated_at")
 

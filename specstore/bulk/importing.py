@@ -12,9 +12,6 @@ from typing import BinaryIO
 import msgpack
 import ormsgpack
 
-from serializers.envelope import format_version
-from serializers.msgpack_codec import DocumentCodec
-from serializers.nova import from_nova_primitive
 from specstore import lua, observability, two_phase
 from specstore.bulk.common import (
     ImportFormat,
@@ -35,6 +32,9 @@ from specstore.errors import (
 )
 from specstore.keys import API, normalize_uuid, validate_store_name
 from specstore.records import reply_error, reply_text
+from specstore.serializers.envelope import format_version
+from specstore.serializers.msgpack_codec import DocumentCodec
+from specstore.serializers.nova import from_nova_primitive
 from specstore.store import SpecStore, run_batch
 from specstore.topology import Backend
 

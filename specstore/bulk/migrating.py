@@ -7,7 +7,6 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from serializers.envelope import format_version
 from specstore import lua, observability
 from specstore.bulk.common import (
     NOT_A_HASH,
@@ -29,6 +28,7 @@ from specstore.errors import (
 )
 from specstore.records import reply_text
 from specstore.scan import ScanPosition
+from specstore.serializers.envelope import format_version
 from specstore.store import SpecStore
 from specstore.topology import Backend
 

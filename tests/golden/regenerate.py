@@ -4,8 +4,8 @@
     python -m tests.golden.regenerate --write   # rewrite them (deliberately!)
 
 Do not rewrite existing golden files because a test failed: a changed document format needs
-a new schema version (see serializers/schemas/request_spec.py), and the 1.0 files must keep
-decoding -- add golden files for the new version instead.
+a new schema version (see specstore/serializers/schemas/request_spec.py), and the 1.0 files
+must keep decoding -- add golden files for the new version instead.
 
 Every value below is fixed (no uuid4, no clock); transient fields are set on purpose to show
 that they never reach the document.
@@ -20,9 +20,6 @@ from collections.abc import Callable
 from pathlib import Path
 from uuid import UUID
 
-from serializers.envelope import Version
-from serializers.json_codec import from_json_document, to_json_document
-from serializers.msgpack_codec import DocumentCodec
 from specstore.model import (
     Destination,
     Flavor,
@@ -41,6 +38,9 @@ from specstore.model import (
     SchedulerRetries,
     strip_transient,
 )
+from specstore.serializers.envelope import Version
+from specstore.serializers.json_codec import from_json_document, to_json_document
+from specstore.serializers.msgpack_codec import DocumentCodec
 
 GOLDEN_DIR = Path(__file__).resolve().parent
 VERSION: Version = (1, 0)

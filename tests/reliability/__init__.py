@@ -11,9 +11,9 @@ from typing import cast
 
 import redis
 
-from serializers.msgpack_codec import DEFAULT_CODEC
 from specstore.keys import Keyspace, normalize_uuid
 from specstore.records import StoredSpec, parse_record
+from specstore.serializers.msgpack_codec import DEFAULT_CODEC
 
 _AUXILIARY = re.compile(r"[a-z_]+:\{[0-9a-f-]{36}\}")
 """Other per-instance keys (``<prefix>:<kind>:{<uuid>}``, e.g. a fence): not audited."""

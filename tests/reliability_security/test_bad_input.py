@@ -34,8 +34,6 @@ import msgpack
 import pytest
 import redis
 
-from serializers.envelope import MAGIC, DecodeLimits, decode_envelope, encode_envelope
-from serializers.msgpack_codec import DEFAULT_CODEC, DocumentCodec
 from specstore import bulk
 from specstore.context import RequestContext
 from specstore.errors import (
@@ -53,6 +51,8 @@ from specstore.errors import (
 )
 from specstore.keys import API, Keyspace, normalize_uuid, validate_cell_name
 from specstore.model import Flavor, RequestSpec
+from specstore.serializers.envelope import MAGIC, DecodeLimits, decode_envelope, encode_envelope
+from specstore.serializers.msgpack_codec import DEFAULT_CODEC, DocumentCodec
 from specstore.store import SpecStore
 from tests.factories import typical_spec
 from tests.support.cli import run_cli

@@ -31,7 +31,6 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 from typing_extensions import TypeAliasType
 
-from serializers.envelope import EXT_UUID
 from specstore.model import (
     TRANSIENT_FIELDS,
     TRANSIENT_GROUP_FIELDS,
@@ -40,6 +39,7 @@ from specstore.model import (
     persisted_payload,
 )
 from specstore.model.base import MAX_FREEFORM_DEPTH
+from specstore.serializers.envelope import EXT_UUID
 
 _SCALARS = (str, int, float, bool, UUID, dt.datetime, AwareDatetime, type(None))
 

@@ -19,8 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from serializers.envelope import Version, format_version
 from specstore.errors import IncompatibleSchemaError
+from specstore.serializers.envelope import Version, format_version
 
 Payload = dict[str, Any]
 Step = Callable[[Payload], Payload]

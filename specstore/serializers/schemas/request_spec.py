@@ -13,7 +13,7 @@ the field's default and drop it again.
 
 from __future__ import annotations
 
-from serializers.migrations import MigrationRegistry
+from specstore.serializers.migrations import MigrationRegistry
 
 SCHEMA = "RequestSpec"
 

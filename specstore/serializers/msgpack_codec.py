@@ -6,7 +6,9 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from serializers.envelope import (
+from specstore.errors import CorruptDocumentError, IncompatibleSchemaError
+from specstore.model import RequestSpec, persisted_payload
+from specstore.serializers.envelope import (
     DEFAULT_LIMITS,
     CurrentReader,
     DecodeLimits,
@@ -18,13 +20,11 @@ from serializers.envelope import (
     format_version,
     pack_document,
 )
-from serializers.fast_payload import fast_payload, msgpack_payload
-from serializers.migrations import MigrationRegistry
-from serializers.schemas import REGISTRY
-from serializers.schemas.request_spec import SCHEMA
-from serializers.unknown_fields import Unknown, merge_unknown, split_unknown
-from specstore.errors import CorruptDocumentError, IncompatibleSchemaError
-from specstore.model import RequestSpec, persisted_payload
+from specstore.serializers.fast_payload import fast_payload, msgpack_payload
+from specstore.serializers.migrations import MigrationRegistry
+from specstore.serializers.schemas import REGISTRY
+from specstore.serializers.schemas.request_spec import SCHEMA
+from specstore.serializers.unknown_fields import Unknown, merge_unknown, split_unknown
 
 
 class DocumentCodec:

@@ -1,7 +1,7 @@
 """Released schema versions, one module per schema, each opening with its history."""
 
-from serializers.migrations import MigrationRegistry
-from serializers.schemas import request_spec
+from specstore.serializers.migrations import MigrationRegistry
+from specstore.serializers.schemas import request_spec
 
 REGISTRY = MigrationRegistry()
 request_spec.register(REGISTRY)

@@ -14,10 +14,10 @@ import json
 import re
 from typing import Any
 
-from serializers.envelope import Envelope, Version, format_version
-from serializers.msgpack_codec import DEFAULT_CODEC, DocumentCodec
 from specstore.errors import CorruptDocumentError
 from specstore.model import RequestSpec
+from specstore.serializers.envelope import Envelope, Version, format_version
+from specstore.serializers.msgpack_codec import DEFAULT_CODEC, DocumentCodec
 
 _VERSION = re.compile(r"([0-9]{1,5})\.([0-9]{1,5})")
 
