@@ -53,6 +53,7 @@ from specstore.model import (
     SchedulerLimits,
     SchedulerRetries,
 )
+from specstore.version import __version__ as __version__
 
 if TYPE_CHECKING:
     from specstore.legacy import InstanceRecord, MigrationBatchResult
@@ -134,4 +135,3 @@ __all__ = [
     "prepare_move",
     "spec_for_move",
 ]
-__version__ = "0.1.0"

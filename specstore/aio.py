@@ -23,14 +23,9 @@ from specstore.drivers.aio import run
 from specstore.errors import InvalidInputError
 from specstore.keys import API
 from specstore.model import RequestSpec
-from specstore.operations import (
-    BatchCreate,
-    BatchDestroy,
-    BatchRead,
-    Promotion,
-    StoreState,
-)
+from specstore.operations import StoreState
 from specstore.records import StoredSpec
+from specstore.results import BatchCreate, BatchDestroy, BatchRead, Promotion
 from specstore.topology import AsyncBackend, Topology
 
 

@@ -254,7 +254,7 @@ def _version(value: bool) -> None:
         try:
             version = metadata.version("specstore")
         except metadata.PackageNotFoundError:  # pragma: no cover - running from a checkout
-            from specstore import __version__ as version
+            from specstore.version import __version__ as version
         typer.echo(f"specstore {version}")
         raise typer.Exit()
 

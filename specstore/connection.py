@@ -190,7 +190,7 @@ def is_wrong_type(exc: BaseException) -> bool:
 
 
 def read_hashes(
-    client: RedisClient, keys: Sequence[str], held: HeldPipeline | None = None
+    client: RedisClient, keys: Sequence[str], held: SpareConnections | None = None
 ) -> list[dict[bytes, bytes] | None]:
     """HGETALL of every key in one pipeline; None where a key holds something other than a hash
     (written by someone else). Any other failure raises. Call inside :func:`backend_errors`.
@@ -217,8 +217,10 @@ def hash_replies(replies: list[Any]) -> list[dict[bytes, bytes] | None]:
     return [None if isinstance(reply, Exception) else as_dict(reply) for reply in replies]
 
 
-class HeldPipeline(Protocol):
-    """What :func:`read_hashes` needs of :class:`specstore.drivers.held.HeldConnections`."""
+class SpareConnections(Protocol):
+    """What the blocking calls take of :class:`specstore.drivers.held.HeldConnections`."""
+
+    def execute(self, *args: Any) -> Any: ...
 
     def pipeline(self, commands: Sequence[Sequence[Any]]) -> list[Any]: ...
 

@@ -2,15 +2,49 @@
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from specstore.errors import SpecStoreError
 from specstore.keys import API, validate_cell_name
 
-if TYPE_CHECKING:
-    from specstore.aio import AsyncSpecStore
-    from specstore.store import SpecStore
+
+class Stored(Protocol):
+    """A stored spec as a store's ``get`` returns it (:class:`specstore.records.StoredSpec`)."""
+
+    @property
+    def spec(self) -> Any: ...
+
+    @property
+    def rev(self) -> int: ...
+
+
+class Specs(Protocol):
+    """What the object-style calls need of a blocking store (a SpecStore); the context
+    names it by its interface, so that it needs nothing of the store layer."""
+
+    def create(self, ctx: RequestContext, spec: Any) -> int: ...
+
+    def save(self, ctx: RequestContext, spec: Any, rev: int | None = None) -> int: ...
+
+    def destroy(self, ctx: RequestContext, instance_uuid: Any, rev: int | None = None) -> None: ...
+
+    def get(self, ctx: RequestContext, instance_uuid: Any) -> Stored: ...
+
+
+class AsyncSpecs(Protocol):
+    """:class:`Specs` of an asyncio store (an AsyncSpecStore)."""
+
+    async def create(self, ctx: RequestContext, spec: Any) -> int: ...
+
+    async def save(self, ctx: RequestContext, spec: Any, rev: int | None = None) -> int: ...
+
+    async def destroy(
+        self, ctx: RequestContext, instance_uuid: Any, rev: int | None = None
+    ) -> None: ...
+
+    async def get(self, ctx: RequestContext, instance_uuid: Any) -> Stored: ...
 
 
 @dataclass(frozen=True)
@@ -29,7 +63,7 @@ class RequestContext:
     project_id: str | None = None
     user_id: str | None = None
     cell: str | None = None
-    store: SpecStore | AsyncSpecStore | None = None
+    store: Specs | AsyncSpecs | None = None
 
     def __post_init__(self) -> None:
         if self.cell is not None:
@@ -48,21 +82,21 @@ class RequestContext:
         """``"api"`` when untargeted, else the targeted cell's name."""
         return self.cell if self.cell is not None else API
 
-    def require_store(self) -> SpecStore:
+    def require_store(self) -> Specs:
         """The context's blocking store (for ``spec.save(ctx)`` and the like)."""
-        from specstore.store import SpecStore
-
-        if not isinstance(self.store, SpecStore):
+        if self.store is None or _is_async(self.store):
             raise SpecStoreError(_wanted("a SpecStore", "acreate/asave/aget_by_instance_uuid"))
-        return self.store
+        return self.store  # type: ignore[return-value]
 
-    def require_async_store(self) -> AsyncSpecStore:
+    def require_async_store(self) -> AsyncSpecs:
         """The context's asyncio store (for ``await spec.asave(ctx)`` and the like)."""
-        from specstore.aio import AsyncSpecStore
-
-        if not isinstance(self.store, AsyncSpecStore):
+        if self.store is None or not _is_async(self.store):
             raise SpecStoreError(_wanted("an AsyncSpecStore", "create/save/get_by_instance_uuid"))
-        return self.store
+        return self.store  # type: ignore[return-value]
+
+
+def _is_async(store: object) -> bool:
+    return inspect.iscoroutinefunction(getattr(store, "get", None))
 
 
 def _wanted(kind: str, other: str) -> str:

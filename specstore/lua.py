@@ -22,8 +22,7 @@ from redis.exceptions import (
     TryAgainError,
 )
 
-from specstore.connection import RedisClient
-from specstore.drivers.held import HeldConnections
+from specstore.connection import RedisClient, SpareConnections
 
 
 @dataclass(frozen=True)
@@ -71,7 +70,7 @@ def run_script(
     keys: list[str],
     args: list[Any],
     *,
-    held: HeldConnections | None = None,
+    held: SpareConnections | None = None,
 ) -> Any:
     """EVALSHA; on NOSCRIPT (first use, or the server restarted) load the script and call again.
 
@@ -90,7 +89,7 @@ Call = tuple[LuaScript, list[str], list[Any]]
 
 
 def run_scripts_pipelined(
-    client: RedisClient, calls: list[Call], *, held: HeldConnections | None = None
+    client: RedisClient, calls: list[Call], *, held: SpareConnections | None = None
 ) -> list[Any]:
     """Run many script calls in one pipeline; replies (or ResponseErrors) in call order.
 
@@ -123,7 +122,7 @@ def evalsha(call: Call) -> tuple[Any, ...]:
     return ("EVALSHA", script.sha, len(keys), *keys, *args)
 
 
-def _pipeline(client: RedisClient, calls: list[Call], held: HeldConnections | None) -> list[Any]:
+def _pipeline(client: RedisClient, calls: list[Call], held: SpareConnections | None) -> list[Any]:
     if isinstance(client, RedisCluster):
         return _cluster_pipelines(client, calls)
     if held is not None:

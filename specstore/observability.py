@@ -39,6 +39,8 @@ from specstore.errors import (
 )
 from specstore.keys import API
 from specstore.records import StoredSpec
+from specstore.results import BatchCreate, BatchDestroy, BatchRead, Promotion
+from specstore.version import __version__
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
@@ -108,8 +110,6 @@ class _Telemetry:
     def __init__(
         self, tracer_provider: TracerProvider, meter_provider: MeterProvider, uuids: bool
     ) -> None:
-        from specstore import __version__
-
         self.tracing = not isinstance(tracer_provider, _IDLE_TRACERS)
         self.tracer = tracer_provider.get_tracer(INSTRUMENTATION, __version__)
         meter = meter_provider.get_meter(INSTRUMENTATION, __version__)
@@ -422,8 +422,6 @@ def _describe_call(
 
 
 def _describe_result(record: Record, name: str, result: Any) -> None:
-    from specstore.store import BatchCreate, BatchDestroy, BatchRead, Promotion
-
     telemetry = record.telemetry
     if isinstance(result, int) and not isinstance(result, bool):
         record.set("specstore.rev", result)

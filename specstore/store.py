@@ -21,17 +21,9 @@ from specstore.drivers.sync import run
 from specstore.errors import InvalidInputError
 from specstore.keys import API
 from specstore.model import RequestSpec
-from specstore.operations import (
-    BURIED_SECONDS,
-    MOVE_LEASE_SECONDS,
-    BatchCreate,
-    BatchDestroy,
-    BatchRead,
-    Promotion,
-    StoreState,
-    utc_now,
-)
+from specstore.operations import BURIED_SECONDS, MOVE_LEASE_SECONDS, StoreState, utc_now
 from specstore.records import StoredSpec
+from specstore.results import BatchCreate, BatchDestroy, BatchRead, Promotion
 from specstore.topology import Backend, Topology
 
 __all__ = [

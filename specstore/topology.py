@@ -21,11 +21,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, Generic, TypeVar
 
-from specstore.connection import AsyncRedisClient, RedisClient, as_dict, connect, connect_async
-from specstore.drivers.aio_connections import DirectConnections, direct_connections
-from specstore.drivers.held import HeldConnections, held_connections
+from specstore.connection import AsyncRedisClient, RedisClient, connect, connect_async
 from specstore.errors import InvalidInputError, UnknownStoreError
 from specstore.keys import API, Keyspace, validate_cell_name
 
@@ -45,18 +43,9 @@ class Backend:
     name: str
     client: RedisClient
     keys: Keyspace
-    held: HeldConnections | None = field(init=False, repr=False)
-    """Spare connections for single commands and pipelines (plain redis.Redis clients only)."""
 
     def __post_init__(self) -> None:
         _require_binary(self.name, self.client)
-        object.__setattr__(self, "held", held_connections(self.client))
-
-    def hgetall(self, key: str) -> dict[bytes, bytes]:
-        """HGETALL of one key (on a spare connection when the client has them)."""
-        if self.held is None:
-            return cast(dict[bytes, bytes], self.client.hgetall(key))
-        return cast(dict[bytes, bytes], as_dict(self.held.execute("HGETALL", key)))
 
     def close(self) -> None:
         self.client.close()
@@ -69,12 +58,9 @@ class AsyncBackend:
     name: str
     client: AsyncRedisClient
     keys: Keyspace
-    direct: DirectConnections | None = field(init=False, repr=False)
-    """Spare connections, checked before sending (plain redis.asyncio.Redis clients only)."""
 
     def __post_init__(self) -> None:
         _require_binary(self.name, self.client)
-        object.__setattr__(self, "direct", direct_connections(self.client))
 
     async def aclose(self) -> None:
         await self.client.aclose()

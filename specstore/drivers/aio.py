@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from typing import Any, TypeVar, cast
 
@@ -12,6 +13,7 @@ from redis.exceptions import NoScriptError
 from specstore import lua
 from specstore.calls import Command, Commands, Hashes, Request, ScanPage, Script, Scripts, Steps
 from specstore.connection import AsyncRedisClient, backend_errors, hash_replies
+from specstore.drivers.aio_connections import DirectConnections, direct_connections
 from specstore.drivers.replies import throw_reply_error
 from specstore.scan import ScanPosition, position_after
 from specstore.topology import AsyncBackend
@@ -84,15 +86,17 @@ async def _scripts(backend: AsyncBackend, calls: Sequence[lua.Call]) -> list[Any
 
 
 async def _load(backend: AsyncBackend, script: lua.LuaScript) -> None:
-    if backend.direct is not None:
-        await backend.direct.execute("SCRIPT", "LOAD", script.source)
+    direct = _direct(backend)
+    if direct is not None:
+        await direct.execute("SCRIPT", "LOAD", script.source)
     else:  # (a cluster client loads it on every master)
         await backend.client.script_load(script.source)
 
 
 async def _one(backend: AsyncBackend, command: tuple[Any, ...]) -> Any:
-    if backend.direct is not None:
-        return await backend.direct.execute(*command)
+    direct = _direct(backend)
+    if direct is not None:
+        return await direct.execute(*command)
     return await backend.client.execute_command(*command)
 
 
@@ -100,8 +104,9 @@ async def _many(backend: AsyncBackend, commands: Sequence[tuple[Any, ...]]) -> l
     """Replies of ``commands`` in order, each error reply in its place."""
     if not commands:
         return []
-    if backend.direct is not None:
-        return await backend.direct.pipeline(commands)
+    direct = _direct(backend)
+    if direct is not None:
+        return await direct.pipeline(commands)
     client = backend.client
     if isinstance(client, RedisCluster):
         # One call after the other, each routed (and redirected while a slot moves) by the
@@ -145,3 +150,18 @@ def _scan_reply(reply: Any) -> tuple[int, list[bytes]]:
     if isinstance(cursor, dict):
         (cursor,) = cursor.values()
     return int(cursor), list(keys)
+
+
+_DIRECT: weakref.WeakKeyDictionary[AsyncBackend, DirectConnections | None] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _direct(backend: AsyncBackend) -> DirectConnections | None:
+    """The backend's spare connections (made on first use; None where its client keeps
+    redis-py's own path, see :mod:`specstore.drivers.aio_connections`)."""
+    try:
+        return _DIRECT[backend]
+    except KeyError:
+        direct = _DIRECT[backend] = direct_connections(backend.client)
+        return direct

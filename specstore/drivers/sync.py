@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from typing import Any, TypeVar, cast
 
 import redis
@@ -9,6 +10,7 @@ import redis
 from specstore import lua
 from specstore.calls import Command, Commands, Hashes, Request, ScanPage, Script, Scripts, Steps
 from specstore.connection import backend_errors, read_hashes
+from specstore.drivers.held import HeldConnections, held_connections
 from specstore.drivers.replies import throw_reply_error
 from specstore.scan import ScanPosition, node_clients, position_after
 from specstore.topology import Backend
@@ -38,26 +40,27 @@ def execute(request: Request) -> Any:
     """One call's reply; redis-py failures become BackendError (reply errors stay as they
     are, for the logic to read)."""
     backend = cast(Backend, request.backend)
+    held = spare_connections(backend)
     if isinstance(request, Script):
         with backend_errors(request.label, writes=request.writes, reply_errors=True):
             return lua.run_script(
-                backend.client, request.script, request.keys, request.args, held=backend.held
+                backend.client, request.script, request.keys, request.args, held=held
             )
     if isinstance(request, Scripts):
         with backend_errors(request.label, writes=True, reply_errors=True):
-            return lua.run_scripts_pipelined(backend.client, list(request.calls), held=backend.held)
+            return lua.run_scripts_pipelined(backend.client, list(request.calls), held=held)
     if isinstance(request, Hashes):
         with backend_errors(request.label, writes=False, reply_errors=True):
-            return read_hashes(backend.client, request.keys, backend.held)
+            return read_hashes(backend.client, request.keys, held)
     if isinstance(request, Command):
         with backend_errors(request.label, writes=request.writes, reply_errors=True):
-            if backend.held is not None:
-                return backend.held.execute(*request.args)
+            if held is not None:
+                return held.execute(*request.args)
             return backend.client.execute_command(*request.args, **_keyed(request.args))  # type: ignore[no-untyped-call]
     if isinstance(request, Commands):
         with backend_errors(request.label, writes=request.writes, reply_errors=True):
-            if backend.held is not None:
-                return backend.held.pipeline(request.commands)
+            if held is not None:
+                return held.pipeline(request.commands)
             pipe = backend.client.pipeline(transaction=False)
             for command in request.commands:
                 pipe.execute_command(*command, **_keyed(command))
@@ -79,3 +82,16 @@ def _keyed(command: tuple[Any, ...]) -> dict[str, Any]:
     """The key of a one-key command, as redis-py's own command methods pass it (a client
     with client-side caching needs it to cache a read)."""
     return {"keys": [command[1]]} if len(command) > 1 and command[0] != "TIME" else {}
+
+
+_SPARE: weakref.WeakKeyDictionary[Backend, HeldConnections | None] = weakref.WeakKeyDictionary()
+
+
+def spare_connections(backend: Backend) -> HeldConnections | None:
+    """The backend's spare connections (made on first use; None where its client keeps
+    redis-py's own path, see :mod:`specstore.drivers.held`)."""
+    try:
+        return _SPARE[backend]
+    except KeyError:
+        held = _SPARE[backend] = held_connections(backend.client)
+        return held

@@ -11,22 +11,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from specstore.model.request_spec import RequestSpec
-
-TRANSIENT_FIELDS: frozenset[str] = frozenset(
-    {
-        "retry",
-        "requested_destination",
-        "requested_resources",
-        "ignore_hosts",
-        "network_metadata",
-        "requested_networks",
-        "request_level_params",
-    }
-)
-"""Top-level RequestSpec fields that are never persisted."""
-
-TRANSIENT_GROUP_FIELDS: frozenset[str] = frozenset({"members", "hosts"})
-"""InstanceGroup fields that are never persisted (they change as the group grows)."""
+from specstore.model.transient import TRANSIENT_FIELDS, TRANSIENT_GROUP_FIELDS, keep_transient
 
 PERSISTED_FIELDS: tuple[str, ...] = tuple(
     name for name in RequestSpec.model_fields if name not in TRANSIENT_FIELDS
@@ -62,15 +47,11 @@ def strip_transient(spec: RequestSpec) -> RequestSpec:
     return stripped
 
 
-def keep_transient(loaded: RequestSpec, current: RequestSpec) -> RequestSpec:
-    """``loaded`` with the transient fields (and group members/hosts) taken from ``current``.
-
-    Used when a stored spec is read back into an object that already holds per-request data:
-    the read must not clobber it.
-    """
-    update: dict[str, Any] = {name: getattr(current, name) for name in TRANSIENT_FIELDS}
-    merged = loaded.model_copy(update=update)
-    if merged.instance_group is not None and current.instance_group is not None:
-        group_update = {n: getattr(current.instance_group, n) for n in TRANSIENT_GROUP_FIELDS}
-        merged.instance_group = merged.instance_group.model_copy(update=group_update)
-    return merged
+__all__ = [
+    "PERSISTED_FIELDS",
+    "TRANSIENT_FIELDS",
+    "TRANSIENT_GROUP_FIELDS",
+    "keep_transient",
+    "persisted_payload",
+    "strip_transient",
+]

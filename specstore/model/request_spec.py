@@ -25,10 +25,10 @@ from specstore.model.scheduling import (
     SchedulerLimits,
     SchedulerRetries,
 )
+from specstore.model.transient import keep_transient
 
 if TYPE_CHECKING:
-    from specstore.context import RequestContext
-    from specstore.records import StoredSpec
+    from specstore.context import RequestContext, Stored
 
 
 def _hints(value: object, handler: ValidatorFunctionWrapHandler) -> dict[str, list[str]]:
@@ -166,9 +166,7 @@ class RequestSpec(SpecModel):
     @classmethod
     def get_by_instance_uuid(cls, ctx: RequestContext, instance_uuid: UUID | str) -> RequestSpec:
         """The stored spec of ``instance_uuid`` in the context's store."""
-        stored = ctx.require_store().get(ctx, instance_uuid)
-        stored.spec._rev = stored.rev
-        return stored.spec
+        return _with_rev(ctx.require_store().get(ctx, instance_uuid))
 
     def refresh(self, ctx: RequestContext) -> None:
         """Reload the persisted fields in place; transient per-request fields are kept."""
@@ -194,17 +192,13 @@ class RequestSpec(SpecModel):
         cls, ctx: RequestContext, instance_uuid: UUID | str
     ) -> RequestSpec:
         """:meth:`get_by_instance_uuid`, awaited."""
-        stored = await ctx.require_async_store().get(ctx, instance_uuid)
-        stored.spec._rev = stored.rev
-        return stored.spec
+        return _with_rev(await ctx.require_async_store().get(ctx, instance_uuid))
 
     async def arefresh(self, ctx: RequestContext) -> None:
         """:meth:`refresh`, awaited."""
         self._reload(await ctx.require_async_store().get(ctx, self.instance_uuid))
 
-    def _reload(self, stored: StoredSpec) -> None:
-        from specstore.model.persistence import keep_transient
-
+    def _reload(self, stored: Stored) -> None:
         merged = keep_transient(stored.spec, self)
         for name in type(self).model_fields:
             object.__setattr__(self, name, getattr(merged, name))
@@ -230,3 +224,10 @@ def _slot_value(spec: RequestSpec, name: str) -> Any:
         return _SLOTS[name].__get__(spec, type(spec))
     except AttributeError:
         return None
+
+
+def _with_rev(stored: Stored) -> RequestSpec:
+    """The stored spec, knowing the rev it was read at."""
+    spec: RequestSpec = stored.spec
+    spec._rev = stored.rev
+    return spec

@@ -309,8 +309,12 @@ def _decode(data: bytes, limits: DecodeLimits, *, fast: bool) -> Envelope:
     schema, major, minor, payload = body
     if not isinstance(schema, str) or not schema:
         raise CorruptDocumentError("document schema name is not a string")
-    if not (type(major) is int and type(minor) is int and min(major, minor) >= 0
-            and max(major, minor) < 1 << 16):
+    if not (
+        type(major) is int
+        and type(minor) is int
+        and min(major, minor) >= 0
+        and max(major, minor) < 1 << 16
+    ):
         raise CorruptDocumentError(f"document version {major!r}.{minor!r} is not two integers")
     if not isinstance(payload, dict) or not _TEXT.issuperset(map(type, payload)):
         raise CorruptDocumentError("document payload is not a map keyed by field names")

@@ -83,8 +83,10 @@ def _is_scalar(annotation: Any) -> bool:
         return all(isinstance(a, str) for a in typing.get_args(annotation))
     if typing.get_origin(annotation) is typing.Annotated:
         return _is_scalar(typing.get_args(annotation)[0])
-    return isinstance(annotation, type) and issubclass(annotation, _SCALARS) and not (
-        issubclass(annotation, BaseModel)
+    return (
+        isinstance(annotation, type)
+        and issubclass(annotation, _SCALARS)
+        and not (issubclass(annotation, BaseModel))
     )
 
 

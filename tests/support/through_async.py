@@ -20,8 +20,8 @@ from specstore import RequestContext, SpecStore
 from specstore.aio import AsyncSpecStore
 from specstore.connection import connect, connect_async
 from specstore.model import RequestSpec
-from specstore.operations import BatchCreate, BatchDestroy, BatchRead, Promotion
 from specstore.records import StoredSpec
+from specstore.results import BatchCreate, BatchDestroy, BatchRead, Promotion
 from specstore.topology import AsyncBackend, Backend, Topology
 
 T = TypeVar("T")
