@@ -60,11 +60,12 @@ move: commit                  done at the authority; a source on its  repair: a 
 create/import: claim          move open, nothing in the cell; no      resume/repair: fence, abort
                               other store can create the instance     (the epoch is kept)
 create/import: adopt          move open, cell copy live               resume/repair: commit
-destroy: cell step            cell copy gone (cell record buried),    repair: the cell's record
-                              authority still names the cell;         shows the destroy of epoch
-                              ``locate`` says it is gone              E -> bury at the authority
-                                                                      (an open move: its source
-                                                                      goes too)
+destroy: cell step            cell copy gone (cell record buried),    destroy again: the cell's
+                              authority still names the cell (so      buried record of epoch E
+                              does ``locate``; while a move to it is  -> bury at the authority;
+                              open, ``locate`` says it is gone)       or repair, the same (an
+                                                                      open move: its source goes
+                                                                      too; resume_moves)
 ============================  ======================================  ===========================
 
 Which operations need the api backend: create, destroy, promote, move_to_cell and import in
@@ -703,14 +704,20 @@ def destroy(
         [cell, expected, settings.buried_seconds, ""],
         f"destroy {uid}",
     )
-    last_rev, epoch = check_reply(reply, uid, cell, expected_rev)
-    _notify(settings, "destroy", uid)
+    finishing = reply_text(reply[0]) == "not_found" and len(reply) == 3
+    if finishing:  # destroyed here by a destroy that stopped before telling the authority
+        last_rev, epoch = reply[1], reply[2]
+    else:
+        last_rev, epoch = check_reply(reply, uid, cell, expected_rev)
+        _notify(settings, "destroy", uid)
     try:
         reply = yield _tell(route, int(epoch), int(last_rev), settings)
     except BackendError as exc:
         # the cell copy is gone; the authority still names the cell until repair runs
         raise BackendError(exc.operation, exc.__cause__ or exc, may_have_written=True) from exc
     fields = check_reply(reply, uid, API, None)
+    if finishing and fields[0] != "destroyed":
+        raise SpecNotFoundError(uid, cell)  # the authority had moved on: nothing was here
     if fields[0] == "destroyed" and fields[1] and not route.source_here:
         yield from release(route, OpenMove(fields[2], int(epoch)), settings)
 

@@ -283,6 +283,42 @@ def test_resume_after_a_crash_inside_a_remote_destroy_finishes_the_destroy(
     assert store.create(ctx, typical_spec(uid)) == 2  # the lineage continues
 
 
+def test_a_destroy_retried_after_a_crash_after_its_cell_step_finishes_it(
+    servers: tuple[RedisServer, RedisServer],
+) -> None:
+    """The first destroy deleted the cell copy and stopped before telling the authority
+    (found by review): the authority still named the cell, a retried destroy said
+    SpecNotFoundError and changed nothing, and no create was possible until repair ran."""
+    store = make_store(servers)
+    ctx, _, uid = booted(store)
+    store.promote(ctx, uid, REMOTE)
+    destroyer = make_store(servers, on_move_step=crash_after("destroy"))
+    with pytest.raises(CrashError):
+        destroyer.destroy(ctx.target_cell(REMOTE), uid)
+    assert store.locate(uid) == REMOTE and homes(store, uid) == []
+    store.destroy(ctx.target_cell(REMOTE), uid)  # the retry finishes it
+    assert store.locate(uid) is None
+    with pytest.raises(SpecNotFoundError):  # and a third one finds nothing to do
+        store.destroy(ctx.target_cell(REMOTE), uid)
+    assert store.create(ctx, typical_spec(uid)) == 2  # the lineage continues
+
+
+def test_a_retried_remote_destroy_leaves_a_newer_copy_alone(
+    servers: tuple[RedisServer, RedisServer],
+) -> None:
+    """The authority moved on (the spec was re-created in the cell under a new epoch): the
+    buried record of the old copy is no reason to touch the new one."""
+    store = make_store(servers)
+    ctx, _, uid = booted(store)
+    cell_ctx = ctx.target_cell(REMOTE)
+    store.promote(ctx, uid, REMOTE)
+    store.destroy(cell_ctx, uid)
+    with pytest.raises(SpecNotFoundError):
+        store.destroy(cell_ctx, uid)
+    rev = store.create(cell_ctx, typical_spec(uid))
+    assert store.locate(uid) == REMOTE and store.get(cell_ctx, uid).rev == rev
+
+
 def test_repair_finishes_a_remote_destroy_the_authority_was_not_told_of(
     servers: tuple[RedisServer, RedisServer],
 ) -> None:
