@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import statistics
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
 import redis.asyncio
 
-from benchmarks.harness import Latency, Row, Target, percentile
+from benchmarks.harness import Latency, Row, Target, latencies_of, record_run, rotated
 from benchmarks.latency import HAND_TARGET, JSON_EXCLUDE, HashFields, raw_fields
 from benchmarks.workload import Counts, chunks, keyspace, spec_copies
 from specstore.aio import AsyncSpecStore
@@ -54,8 +53,7 @@ async def measure_async_latencies(
     per_run: dict[str, list[tuple[float, float]]] = {name: [] for name in names}
     clock = time.perf_counter_ns
     for run in range(runs):
-        order = names[run % len(names) :] + names[: run % len(names)]
-        for name in order:
+        for name in rotated(names, run):
             op, start = ops[name], counters[name]
             timings = [0.0] * samples
             gc.collect()
@@ -64,17 +62,8 @@ async def measure_async_latencies(
                 await op(start + i)
                 timings[i] = (clock() - t0) / 1000.0
             counters[name] = start + samples
-            timings.sort()
-            per_run[name].append((percentile(timings, 0.50), percentile(timings, 0.99)))
-    return {
-        name: Latency(
-            p50=statistics.median(p50 for p50, _ in results),
-            p99=statistics.median(p99 for _, p99 in results),
-            samples=samples,
-            runs=runs,
-        )
-        for name, results in per_run.items()
-    }
+            record_run(per_run[name], timings)
+    return latencies_of(per_run, samples, runs)
 
 
 async def _create_all(

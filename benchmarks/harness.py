@@ -148,8 +148,7 @@ def measure_latencies(
     per_run: dict[str, list[tuple[float, float]]] = {name: [] for name in names}
     clock = time.perf_counter_ns
     for run in range(runs):
-        order = names[run % len(names):] + names[: run % len(names)]
-        for name in order:
+        for name in rotated(names, run):
             op, start = ops[name], counters[name]
             timings = [0.0] * samples
             gc.collect()
@@ -158,8 +157,25 @@ def measure_latencies(
                 op(start + i)
                 timings[i] = (clock() - t0) / 1000.0
             counters[name] = start + samples
-            timings.sort()
-            per_run[name].append((percentile(timings, 0.50), percentile(timings, 0.99)))
+            record_run(per_run[name], timings)
+    return latencies_of(per_run, samples, runs)
+
+
+def rotated(names: list[str], run: int) -> list[str]:
+    """The order of the ops in run ``run``: each run starts one op later."""
+    return names[run % len(names) :] + names[: run % len(names)]
+
+
+def record_run(results: list[tuple[float, float]], timings: list[float]) -> None:
+    """Keep one run's p50 and p99 (``timings`` in µs, sorted here)."""
+    timings.sort()
+    results.append((percentile(timings, 0.50), percentile(timings, 0.99)))
+
+
+def latencies_of(
+    per_run: dict[str, list[tuple[float, float]]], samples: int, runs: int
+) -> dict[str, Latency]:
+    """The median of the runs' p50 and p99, per op."""
     return {
         name: Latency(
             p50=statistics.median(p50 for p50, _ in results),
