@@ -1,7 +1,7 @@
 """Figure 3: batch save / get throughput with pipelining, against raw pipelined redis-py.
 
 * batch save: ``store.create_many`` -- one pipeline of create.lua calls per batch
-  (``specstore.lua.run_scripts_pipelined`` with the arguments ``SpecStore.create`` builds,
+  (``specstore.core.lua_sync.run_scripts_pipelined`` with the arguments ``SpecStore.create`` builds,
   documents encoded inside the timed region); raw: pipelined HSET of the same fields with
   the documents encoded beforehand.
 * batch get: ``store.get_many`` (pipelined HGETALL, every document decoded and validated);
@@ -20,7 +20,7 @@ from benchmarks.harness import Row, Target, Work, measure_throughputs
 from benchmarks.latency import JSON_EXCLUDE, create_all, raw_fields
 from benchmarks.workload import Counts, chunks, delete_keys, keyspace, spec_copies
 from specstore.context import RequestContext
-from specstore.keys import API
+from specstore.core.keys import API
 from specstore.model import RequestSpec
 from specstore.store import SpecStore
 
@@ -118,7 +118,7 @@ def figure_3(client: redis.Redis, prefix: str, counts: Counts) -> list[Row]:
         Row(3, "batch save throughput", "specs/s", saves["ss"].per_second,
             saves["raw"].per_second, "raw pipelined HSET", SAVE_TARGET,
             note=f"Figure 3: {setting}. Batch save = store.create_many (a pipeline of "
-                 "create.lua EVALSHA calls via lua.run_scripts_pipelined, the same arguments "
+                 "create.lua EVALSHA calls via lua_sync.run_scripts_pipelined, the same arguments "
                  "SpecStore.create builds; it exists now, so no hand-built pipeline is needed); "
                  "it also writes the location key. Raw HSET: same fields, documents encoded "
                  "beforehand, no location key.",

@@ -24,7 +24,7 @@ from benchmarks.harness import Row, Target, interleaved_micros
 from benchmarks.latency import JSON_EXCLUDE
 from benchmarks.workload import BASE_SPEC, Counts, keyspace
 from specstore.context import RequestContext
-from specstore.keys import API
+from specstore.core.keys import API
 from specstore.model import RequestSpec, strip_transient
 from specstore.serializers.msgpack_codec import DEFAULT_CODEC
 from specstore.store import SpecStore

@@ -23,7 +23,7 @@ from benchmarks.harness import Row, Target, Work, measure_throughputs
 from benchmarks.latency import JSON_EXCLUDE, create_all
 from benchmarks.workload import Counts, delete_prefix, keyspace, spec_copies
 from specstore.context import RequestContext
-from specstore.keys import Keyspace
+from specstore.core.keys import Keyspace
 from specstore.store import SpecStore
 
 MSGPACK_EXPORT_TARGET = Target("ratio", ">=", 0.85)

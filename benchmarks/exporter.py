@@ -26,10 +26,10 @@ from typing import IO, Any
 import msgpack
 
 from specstore.connection import RedisClient
-from specstore.keys import Keyspace
+from specstore.core.keys import Keyspace
+from specstore.core.records import reply_text
+from specstore.drivers.scanning import scan_batches
 from specstore.model import RequestSpec
-from specstore.records import reply_text
-from specstore.scan import scan_batches
 
 BATCH = 500
 """The commands' default ``--batch``; the raw baselines use the same."""

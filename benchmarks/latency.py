@@ -26,8 +26,8 @@ from benchmarks.harness import Latency, Op, Row, Target, measure_latencies, not_
 from benchmarks.workload import Counts, chunks, keyspace, spec_copies
 from specstore.connection import RedisClient
 from specstore.context import RequestContext
+from specstore.core.records import write_args
 from specstore.model import TRANSIENT_FIELDS, TRANSIENT_GROUP_FIELDS, RequestSpec
-from specstore.records import write_args
 from specstore.serializers.msgpack_codec import DEFAULT_CODEC
 from specstore.store import SpecStore
 

@@ -13,10 +13,10 @@ import redis
 
 from benchmarks.servers import start_cluster, start_server
 from specstore.connection import RedisClient
-from specstore.keys import Keyspace
+from specstore.core.keys import Keyspace
+from specstore.drivers.scanning import scan_batches
 from specstore.model import RequestSpec
 from specstore.samples import typical_spec
-from specstore.scan import scan_batches
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from specstore.context import RequestContext
+from specstore.core.keys import API, Keyspace
 from specstore.errors import (
     BackendError,
     ConflictError,
@@ -31,7 +32,6 @@ from specstore.errors import (
     SpecStoreError,
     WrongStoreError,
 )
-from specstore.keys import API, Keyspace
 from specstore.model import (
     PERSISTED_FIELDS,
     TRANSIENT_FIELDS,
@@ -56,10 +56,10 @@ from specstore.model import (
 from specstore.version import __version__ as __version__
 
 if TYPE_CHECKING:
+    from specstore.core.records import StoredSpec
     from specstore.legacy import InstanceRecord, MigrationBatchResult
     from specstore.moves.operations import prepare_move
     from specstore.moves.rules import MoveOperation, MovePlan, spec_for_move
-    from specstore.records import StoredSpec
     from specstore.store import BatchCreate, BatchDestroy, BatchRead, Promotion, SpecStore
 
 # The layers, each importing only those before it: errors, keys, model, context ->
@@ -73,7 +73,7 @@ _LAZY = {
     "MovePlan": "specstore.moves.rules",
     "spec_for_move": "specstore.moves.rules",
     "prepare_move": "specstore.moves.operations",
-    "StoredSpec": "specstore.records",
+    "StoredSpec": "specstore.core.records",
     "BatchCreate": "specstore.store",
     "BatchDestroy": "specstore.store",
     "BatchRead": "specstore.store",

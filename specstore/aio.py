@@ -1,7 +1,7 @@
 """AsyncSpecStore: the store on ``redis.asyncio``, for FastAPI, aiohttp and asyncio workers.
 
 It runs the very operations of :class:`~specstore.store.SpecStore` (written once, in
-:mod:`specstore.operations` and :mod:`specstore.two_phase`) through the asyncio driver, so
+:mod:`specstore.core.operations` and :mod:`specstore.core.two_phase`) through the asyncio driver, so
 it keeps every guarantee and raises the same typed errors. Each method is the coroutine of
 its :class:`~specstore.store.SpecStore` namesake; see there for the details::
 
@@ -16,16 +16,17 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from uuid import UUID
 
-from specstore import observability, operations
+from specstore import observability
 from specstore.connection import AsyncRedisClient, connect_async
 from specstore.context import RequestContext
+from specstore.core import operations
+from specstore.core.keys import API
+from specstore.core.operations import StoreState
+from specstore.core.records import StoredSpec
+from specstore.core.results import BatchCreate, BatchDestroy, BatchRead, Promotion
 from specstore.drivers.aio import run
 from specstore.errors import InvalidInputError
-from specstore.keys import API
 from specstore.model import RequestSpec
-from specstore.operations import StoreState
-from specstore.records import StoredSpec
-from specstore.results import BatchCreate, BatchDestroy, BatchRead, Promotion
 from specstore.topology import AsyncBackend, Topology
 
 

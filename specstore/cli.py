@@ -52,6 +52,9 @@ from specstore.bulk import gc as gc_ops
 from specstore.bulk.import_plan import dry_run_import
 from specstore.connection import redact
 from specstore.context import RequestContext
+from specstore.core.keys import API, normalize_uuid, validate_store_name
+from specstore.core.records import reply_text
+from specstore.drivers.scanning import node_clients, scan_batches
 from specstore.errors import (
     BackendError,
     ConfigurationError,
@@ -61,9 +64,6 @@ from specstore.errors import (
     SpecStoreError,
     UnknownStoreError,
 )
-from specstore.keys import API, normalize_uuid, validate_store_name
-from specstore.records import reply_text
-from specstore.scan import node_clients, scan_batches
 from specstore.serializers import json_codec
 from specstore.store import SpecStore
 from specstore.topology import Backend, Topology

@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from specstore.core.keys import validate_cell_name
 from specstore.errors import ConfigurationError, InvalidInputError
-from specstore.keys import validate_cell_name
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -6,12 +6,13 @@ import inspect
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
+from specstore.core.keys import API, validate_cell_name
 from specstore.errors import SpecStoreError
-from specstore.keys import API, validate_cell_name
 
 
 class Stored(Protocol):
-    """A stored spec as a store's ``get`` returns it (:class:`specstore.records.StoredSpec`)."""
+    """A stored spec as a store's ``get`` returns it (a
+    :class:`specstore.core.records.StoredSpec`)."""
 
     @property
     def spec(self) -> Any: ...

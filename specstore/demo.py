@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from specstore.bulk import export_specs
 from specstore.context import RequestContext
+from specstore.core.records import reply_text
 from specstore.errors import WrongStoreError
 from specstore.model import (
     Flavor,
@@ -24,7 +25,6 @@ from specstore.model import (
     SchedulerRetries,
 )
 from specstore.moves import operations as move_ops
-from specstore.records import reply_text
 from specstore.store import SpecStore
 
 Printer = Callable[[str], None]

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from specstore.context import RequestContext
+from specstore.core.keys import normalize_uuid
 from specstore.errors import InvalidInputError, SpecExistsError
-from specstore.keys import normalize_uuid
 from specstore.model import (
     Flavor,
     ImageMeta,

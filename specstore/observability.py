@@ -29,6 +29,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
 from specstore.context import RequestContext
+from specstore.core.keys import API
+from specstore.core.records import StoredSpec
+from specstore.core.results import BatchCreate, BatchDestroy, BatchRead, Promotion
 from specstore.errors import (
     ConflictError,
     CorruptDocumentError,
@@ -37,9 +40,6 @@ from specstore.errors import (
     SpecNotFoundError,
     WrongStoreError,
 )
-from specstore.keys import API
-from specstore.records import StoredSpec
-from specstore.results import BatchCreate, BatchDestroy, BatchRead, Promotion
 from specstore.version import __version__
 
 if TYPE_CHECKING:
@@ -462,7 +462,7 @@ def log_settled(outcomes: Mapping[str, str]) -> None:
 def step(
     name: str,
 ) -> Callable[[Callable[P, Generator[Y, S, R]]], Callable[P, Generator[Y, S, R]]]:
-    """Decorate a two-phase step ``f(route, ...)`` (a generator of :mod:`specstore.calls`,
+    """Decorate a two-phase step ``f(route, ...)`` (a generator of :mod:`specstore.core.calls`,
     run by a driver): a child span ``specstore.move.NAME`` around its calls."""
 
     def decorate(function: Callable[P, Generator[Y, S, R]]) -> Callable[P, Generator[Y, S, R]]:

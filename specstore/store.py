@@ -3,9 +3,9 @@
 Every single-spec operation is one round trip: writes run one Lua script (atomic), reads one
 HGETALL. Batches are one pipeline. Which backend (connection + prefix) holds each store comes
 from the :class:`~specstore.topology.Topology`; a promote between two backends runs the
-two-phase move of :mod:`specstore.two_phase`. The rules live in :mod:`specstore.operations`
-(shared with :class:`~specstore.aio.AsyncSpecStore`); this class runs them with redis-py's
-blocking clients.
+two-phase move of :mod:`specstore.core.two_phase`. The rules live in
+:mod:`specstore.core.operations` (shared with :class:`~specstore.aio.AsyncSpecStore`); this
+class runs them with redis-py's blocking clients.
 """
 
 from __future__ import annotations
@@ -14,16 +14,17 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 from uuid import UUID
 
-from specstore import observability, operations
+from specstore import observability
 from specstore.connection import RedisClient, connect
 from specstore.context import RequestContext
+from specstore.core import operations
+from specstore.core.keys import API
+from specstore.core.operations import BURIED_SECONDS, MOVE_LEASE_SECONDS, StoreState, utc_now
+from specstore.core.records import StoredSpec
+from specstore.core.results import BatchCreate, BatchDestroy, BatchRead, Promotion
 from specstore.drivers.sync import run
 from specstore.errors import InvalidInputError
-from specstore.keys import API
 from specstore.model import RequestSpec
-from specstore.operations import BURIED_SECONDS, MOVE_LEASE_SECONDS, StoreState, utc_now
-from specstore.records import StoredSpec
-from specstore.results import BatchCreate, BatchDestroy, BatchRead, Promotion
 from specstore.topology import Backend, Topology
 
 __all__ = [
@@ -101,7 +102,7 @@ class SpecStore(StoreState[Backend, RedisClient]):
         """Move a spec from the api store to ``cell`` after scheduling; idempotent.
 
         On one backend this is one atomic script. To a cell on another backend it is the
-        fenced move of :mod:`specstore.two_phase`; calling promote again joins and finishes a
+        fenced move of :mod:`specstore.core.two_phase`; calling promote again joins and finishes a
         move that was interrupted, and returns the cell copy's current rev.
         """
         return run(operations.move(self, instance_uuid, API, cell))
@@ -114,7 +115,7 @@ class SpecStore(StoreState[Backend, RedisClient]):
         ``locate`` answers the new cell as soon as its copy is there; the old cell then
         refuses writes (:class:`MoveInProgressError` while the move runs, then
         :class:`WrongStoreError`). Atomic when both cells share the api backend; otherwise
-        the fenced move of :mod:`specstore.two_phase`.
+        the fenced move of :mod:`specstore.core.two_phase`.
         """
         if ctx.cell is None:
             raise InvalidInputError("move_to_cell moves out of a cell: target the source cell")
@@ -178,7 +179,7 @@ class SpecStore(StoreState[Backend, RedisClient]):
 def run_batch(
     backend: Backend, calls: list[Any], operation: str, *, whole_failure_raises: bool = False
 ) -> list[Any]:
-    """:func:`specstore.operations.batch`, run (for the operator's bulk operations)."""
+    """:func:`specstore.core.operations.batch`, run (for the operator's bulk operations)."""
     return run(
         operations.batch(backend, calls, operation, whole_failure_raises=whole_failure_raises)
     )

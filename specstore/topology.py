@@ -3,7 +3,7 @@
 A *backend* is one connection (a single server or a Redis Cluster) plus a key prefix. The api
 store has one; each cell either has its own (failure isolation, as Nova's cells have their own
 databases) or shares the default one. Stores that share a backend keep the one-script atomic
-promote; a move between backends is two-phase (see :mod:`specstore.two_phase`).
+promote; a move between backends is two-phase (see :mod:`specstore.core.two_phase`).
 
 Configuration (a mapping, e.g. from a TOML file's ``[specstore]`` table)::
 
@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from specstore.connection import AsyncRedisClient, RedisClient, connect, connect_async
+from specstore.core.keys import API, Keyspace, validate_cell_name
 from specstore.errors import InvalidInputError, UnknownStoreError
-from specstore.keys import API, Keyspace, validate_cell_name
 
 
 def _require_binary(name: str, client: RedisClient | AsyncRedisClient) -> None:

@@ -17,7 +17,10 @@ import pytest
 
 from specstore import RequestContext, SpecStore, bulk, legacy
 from specstore.connection import connect
+from specstore.core.keys import API, Keyspace
+from specstore.core.results import BatchDestroy
 from specstore.errors import (
+    BatchWriteError,
     ConflictError,
     CorruptDocumentError,
     MoveAbortedError,
@@ -25,7 +28,6 @@ from specstore.errors import (
     SpecExistsError,
     SpecNotFoundError,
 )
-from specstore.keys import API, Keyspace
 from specstore.model import RequestSpec
 from specstore.topology import Backend, Topology
 from tests.factories import typical_spec
@@ -317,6 +319,37 @@ def test_a_retried_remote_destroy_leaves_a_newer_copy_alone(
         store.destroy(cell_ctx, uid)
     rev = store.create(cell_ctx, typical_spec(uid))
     assert store.locate(uid) == REMOTE and store.get(cell_ctx, uid).rev == rev
+
+
+def test_a_destroy_bulk_retried_after_its_authority_step_failed_finishes_it(
+    servers: tuple[RedisServer, RedisServer],
+) -> None:
+    """The cell copies went, the authority refused its step (found by review): a retried
+    destroy_bulk reported them missing and the authority kept naming the cell."""
+    store = make_store(servers)
+    ctx = RequestContext(project_id="p", user_id="u", store=store)
+    specs = [typical_spec() for _ in range(3)]
+    store.create_many(ctx, specs)
+    uids = [str(s.instance_uuid) for s in specs]
+    for uid in uids:
+        store.promote(ctx, uid, REMOTE)
+    cell_ctx = ctx.target_cell(REMOTE)
+    admin = servers[0].client()
+    admin.acl_setuser("default", enabled=True, nopass=True, commands=["-evalsha", "-eval"])
+    try:
+        with pytest.raises(BatchWriteError) as info:
+            store.destroy_bulk(cell_ctx, uids)
+    finally:
+        admin.acl_setuser("default", enabled=True, nopass=True, commands=["+@all"])
+        admin.close()
+    result = info.value.result
+    assert isinstance(result, BatchDestroy) and sorted(result.unknown) == sorted(uids)
+    assert [store.locate(u) for u in uids] == [REMOTE] * 3
+    again = store.destroy_bulk(cell_ctx, uids)
+    assert (again.destroyed, again.missing) == (uids, [])
+    assert [store.locate(u) for u in uids] == [None] * 3
+    assert store.destroy_bulk(cell_ctx, uids).missing == uids
+    assert store.create_many(ctx, specs).created == uids  # nothing names the cell any more
 
 
 def test_repair_finishes_a_remote_destroy_the_authority_was_not_told_of(

@@ -1,6 +1,6 @@
 """Attacks on the one-authority design (api on one redis-server, cell2 on another).
 
-Each test is one attack on a guarantee of specstore/two_phase.py: a second client, a retry, a
+Each test is one attack on a guarantee of specstore/core/two_phase.py: a second client, a retry, a
 crash between steps, a late or duplicate step, a restarted or hung server, a foreign key. A
 test that fails shows the guarantee broken; its docstring says how.
 """
@@ -19,8 +19,12 @@ from typing import Any
 
 import pytest
 
-from specstore import RequestContext, SpecStore, bulk, legacy, lua, two_phase
+from specstore import RequestContext, SpecStore, bulk, legacy
 from specstore.bulk import repairing
+from specstore.core import lua, two_phase
+from specstore.core.keys import API
+from specstore.core.records import reply_text, write_args
+from specstore.drivers import lua_sync
 from specstore.drivers.sync import run
 from specstore.errors import (
     BackendError,
@@ -31,8 +35,6 @@ from specstore.errors import (
     SpecNotFoundError,
     StoreError,
 )
-from specstore.keys import API
-from specstore.records import reply_text, write_args
 from tests.factories import typical_spec
 from tests.support.redis_server import RedisServer, start_server
 from tests.test_authority import (
@@ -564,7 +566,7 @@ def test_late_steps_of_a_rolled_back_move_change_nothing(
     crashing = make_store(servers, move_lease_seconds=0.001, on_move_step=crash_after("begin"))
     ctx, spec, uid = booted(crashing)
     moves: list[two_phase.OpenMove] = []
-    real = lua.run_script
+    real = lua_sync.run_script
 
     def spy(client: Any, script: Any, keys: list[str], args: list[Any], **options: Any) -> Any:
         reply = real(client, script, keys, args, **options)
@@ -572,7 +574,7 @@ def test_late_steps_of_a_rolled_back_move_change_nothing(
             moves.append(two_phase.OpenMove(reply_text(reply[1]), int(reply[2])))
         return reply
 
-    monkeypatch.setattr(lua, "run_script", spy)
+    monkeypatch.setattr(lua_sync, "run_script", spy)
     with pytest.raises(CrashError):
         crashing.promote(ctx, uid, REMOTE)
     monkeypatch.undo()

@@ -36,15 +36,16 @@ from hypothesis import HealthCheck, Phase, seed, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
-from specstore import RequestContext, SpecStore, bulk, two_phase
+from specstore import RequestContext, SpecStore, bulk
 from specstore.connection import connect
+from specstore.core import two_phase
+from specstore.core.keys import API, Keyspace
 from specstore.drivers import sync
 from specstore.errors import (
     ConflictError,
     SpecNotFoundError,
     SpecStoreError,
 )
-from specstore.keys import API, Keyspace
 from specstore.topology import Backend, Topology
 from tests.factories import typical_spec
 from tests.support.redis_server import RedisServer, start_server

@@ -16,7 +16,7 @@ import typer.main
 
 from specstore import RequestContext, SpecStore
 from specstore.cli import app
-from specstore.keys import Keyspace
+from specstore.core.keys import Keyspace
 from tests.factories import typical_spec
 from tests.support.cli import clean_env, run_cli, specstore_cmd
 from tests.support.keyspace import set_location

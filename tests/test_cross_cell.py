@@ -12,8 +12,8 @@ import pytest
 
 from specstore import RequestContext, SpecStore, bulk
 from specstore.connection import connect
+from specstore.core.keys import API, Keyspace
 from specstore.errors import MoveInProgressError, SpecStoreError, WrongStoreError
-from specstore.keys import API, Keyspace
 from specstore.topology import Backend, Topology
 from tests.factories import typical_spec
 from tests.support.redis_server import RedisServer, start_server

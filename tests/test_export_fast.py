@@ -28,8 +28,8 @@ from specstore.bulk.export_format import (
     to_msgpack,
 )
 from specstore.bulk.exporting import _read_for_export
+from specstore.core.keys import Keyspace
 from specstore.errors import CorruptDocumentError, DocumentError, IncompatibleSchemaError
-from specstore.keys import Keyspace
 from specstore.model import InstanceNUMACell, InstanceNUMATopology, RequestSpec, persisted_payload
 from specstore.samples import typical_spec
 from specstore.serializers import DEFAULT_CODEC, MAGIC

@@ -12,8 +12,8 @@ import pytest
 from specstore import RequestContext, SpecStore
 from specstore.bulk.gc import SpecState, Verdict, collect_orphans, decide
 from specstore.connection import connect
+from specstore.core.keys import Keyspace
 from specstore.errors import InvalidInputError, InvalidUUIDError
-from specstore.keys import Keyspace
 from specstore.topology import Backend, Topology
 from tests.factories import typical_spec
 from tests.support.redis_server import RedisServer, start_server

@@ -79,7 +79,12 @@ def test_the_cycle_finder_finds_a_cycle() -> None:
 
 @pytest.mark.parametrize(
     "module",
-    ["specstore.calls", "specstore.operations", "specstore.two_phase", "specstore.results"],
+    [
+        "specstore.core.calls",
+        "specstore.core.operations",
+        "specstore.core.two_phase",
+        "specstore.core.results",
+    ],
 )
 def test_the_shared_logic_imports_no_driver_and_no_store(module: str) -> None:
     reached: set[str] = set()
@@ -105,4 +110,4 @@ def test_the_model_and_the_documents_know_nothing_of_the_stores() -> None:
             for m in GRAPH[module]
             if not m.startswith(("specstore.model", "specstore.serializers"))
         }
-        assert above <= {"specstore.errors", "specstore.context", "specstore.keys"}, module
+        assert above <= {"specstore.errors", "specstore.context", "specstore.core.keys"}, module

@@ -20,6 +20,7 @@ from specstore import (
     SpecNotFoundError,
     SpecStore,
 )
+from specstore.core.records import StoredSpec
 from specstore.errors import InvalidInputError
 from specstore.model import Destination, Flavor, ImageMeta, strip_transient
 from specstore.moves.operations import (
@@ -34,7 +35,6 @@ from specstore.moves.operations import (
     unshelve,
 )
 from specstore.moves.rules import MoveOperation, MovePlan
-from specstore.records import StoredSpec
 from tests.factories import flavor, typical_spec
 from tests.support.redis_server import RedisServer
 

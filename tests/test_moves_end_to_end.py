@@ -12,8 +12,8 @@ import pytest
 
 from specstore import RequestContext, SpecStore
 from specstore.connection import connect
+from specstore.core.keys import API, Keyspace
 from specstore.errors import WrongStoreError
-from specstore.keys import API, Keyspace
 from specstore.model import ImageMeta, RequestSpec
 from specstore.moves import operations as move_ops
 from specstore.topology import Backend, Topology

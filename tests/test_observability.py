@@ -23,8 +23,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from specstore import RequestContext, SpecStore, observability
 from specstore.connection import connect
+from specstore.core.keys import API, Keyspace
 from specstore.errors import ConflictError, SpecNotFoundError
-from specstore.keys import API, Keyspace
 from specstore.moves import operations as move_ops
 from specstore.topology import Backend, Topology
 from tests.factories import flavor, typical_spec
@@ -378,3 +378,38 @@ def test_corrupt_documents_are_counted_once(
     assert (get.attributes or {})["specstore.outcome"] == "error"
     assert (get.attributes or {})["error.type"] == "CorruptDocumentError"
     assert total(reader, "specstore.documents.corrupt") == 2
+
+
+def test_an_interrupt_inside_a_move_leaves_no_span_current(
+    servers: list[RedisServer],
+    telemetry: tuple[InMemorySpanExporter, InMemoryMetricReader],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A KeyboardInterrupt raised by a Redis call in the middle of a two-phase promote
+    (found by review): the operation's and the step's spans end, and none stays current for
+    the calls after it (their spans would be children of an ended one)."""
+    from opentelemetry import trace
+
+    from specstore.drivers import sync
+
+    exporter, _ = telemetry
+    store = make_store(servers, "two")
+    ctx = RequestContext(store=store)
+    spec = typical_spec()
+    store.create(ctx, spec)
+    real = sync.execute
+    calls: list[object] = []
+
+    def interrupted(request: Any) -> Any:
+        calls.append(request)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(request)
+
+    monkeypatch.setattr(sync, "execute", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        store.promote(ctx, spec.instance_uuid, "cell2")
+    monkeypatch.undo()
+    assert trace.get_current_span() is trace.INVALID_SPAN
+    ended = {s.name for s in exporter.get_finished_spans()}
+    assert {"specstore.promote", "specstore.move.begin"} <= ended

@@ -176,7 +176,7 @@ def test_an_interrupt_while_packing_a_script_call_does_not_crash_the_process() -
         """
         import random, signal
         from specstore.drivers.held import _pack
-        from specstore import lua
+        from specstore.core import lua
         class Interrupt(BaseException):
             pass
         def handler(signum, frame):

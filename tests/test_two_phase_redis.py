@@ -16,13 +16,13 @@ import pytest
 from specstore import RequestContext, RequestSpec, SpecStore
 from specstore.bulk import repair
 from specstore.connection import connect
+from specstore.core.keys import Keyspace
 from specstore.errors import (
     BackendError,
     MoveInProgressError,
     SpecExistsError,
     SpecNotFoundError,
 )
-from specstore.keys import Keyspace
 from specstore.model import strip_transient
 from specstore.topology import Backend, Topology
 from tests.factories import typical_spec
@@ -188,7 +188,7 @@ KILLER = textwrap.dedent(
     import os, signal, sys
     import redis
     from specstore import RequestContext, SpecStore
-    from specstore.keys import Keyspace
+    from specstore.core.keys import Keyspace
     from specstore.topology import Backend, Topology
 
     api_port, cell_port, step, uid = sys.argv[1:]

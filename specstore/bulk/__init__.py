@@ -4,7 +4,7 @@ Every scan is SCAN (never KEYS) over each backend and each cluster master, read 
 batches, so memory stays bounded whatever the key count. One module per operation:
 :mod:`.exporting`, :mod:`.importing` (:mod:`.import_plan` for ``--dry-run``,
 :mod:`.export_format` for the records both read and write), :mod:`.migrating`,
-:mod:`.stats`, :mod:`.repairing` (its rules: :mod:`specstore.repair_rules`) and :mod:`.gc`;
+:mod:`.stats`, :mod:`.repairing` (its rules: :mod:`specstore.core.repair_rules`) and :mod:`.gc`;
 :mod:`.common` holds what they share.
 """
 

@@ -9,8 +9,9 @@ from typing import Literal
 
 from specstore import observability
 from specstore.connection import backend_errors, read_hashes
-from specstore.keys import API
-from specstore.scan import ScanPosition, scan_batches
+from specstore.core.keys import API
+from specstore.core.scan import ScanPosition
+from specstore.drivers.scanning import scan_batches
 from specstore.store import SpecStore
 from specstore.topology import Backend
 

@@ -36,8 +36,8 @@ import orjson
 import ormsgpack
 from pydantic import TypeAdapter
 
+from specstore.core.keys import normalize_uuid, validate_store_name
 from specstore.errors import CorruptDocumentError, IncompatibleSchemaError, InvalidInputError
-from specstore.keys import normalize_uuid, validate_store_name
 from specstore.model import RequestSpec
 from specstore.model.persistence import PERSISTED_FIELDS, TRANSIENT_GROUP_FIELDS
 from specstore.serializers import json_codec

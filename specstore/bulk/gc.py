@@ -33,6 +33,8 @@ from uuid import UUID
 from specstore.bulk.common import MAX_REPORTED, Progress, spec_key_batches
 from specstore.connection import backend_errors, is_wrong_type
 from specstore.context import RequestContext
+from specstore.core.keys import API
+from specstore.core.records import reply_text
 from specstore.errors import (
     ConflictError,
     CorruptDocumentError,
@@ -42,8 +44,6 @@ from specstore.errors import (
     SpecNotFoundError,
     WrongStoreError,
 )
-from specstore.keys import API
-from specstore.records import reply_text
 from specstore.store import SpecStore
 from specstore.topology import Backend
 

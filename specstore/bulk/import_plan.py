@@ -14,9 +14,9 @@ from specstore.bulk.common import MAX_REPORTED, ImportFormat, Progress
 from specstore.bulk.export_format import ExportRecord
 from specstore.bulk.importing import ImportSummary, read_records
 from specstore.connection import backend_errors
+from specstore.core.keys import API
+from specstore.core.records import reply_text
 from specstore.errors import SpecStoreError
-from specstore.keys import API
-from specstore.records import reply_text
 from specstore.store import SpecStore
 from specstore.topology import Backend
 

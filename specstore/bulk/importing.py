@@ -12,7 +12,7 @@ from typing import BinaryIO
 import msgpack
 import ormsgpack
 
-from specstore import lua, observability, two_phase
+from specstore import observability
 from specstore.bulk.common import (
     ImportFormat,
     Progress,
@@ -25,13 +25,14 @@ from specstore.bulk.export_format import (
     parse_msgpack_record,
     verbatim_msgpack_record,
 )
+from specstore.core import lua, two_phase
+from specstore.core.keys import API, normalize_uuid, validate_store_name
+from specstore.core.records import reply_error, reply_text
 from specstore.drivers.sync import run
 from specstore.errors import (
     CorruptDocumentError,
     SpecStoreError,
 )
-from specstore.keys import API, normalize_uuid, validate_store_name
-from specstore.records import reply_error, reply_text
 from specstore.serializers.envelope import format_version
 from specstore.serializers.msgpack_codec import DocumentCodec
 from specstore.serializers.nova import from_nova_primitive

@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from specstore import lua, observability
+from specstore import observability
 from specstore.bulk.common import (
     NOT_A_HASH,
     Progress,
@@ -21,13 +21,15 @@ from specstore.bulk.export_format import (
     record_from_hash,
 )
 from specstore.connection import backend_errors
+from specstore.core import lua
+from specstore.core.records import reply_text
+from specstore.core.scan import ScanPosition
+from specstore.drivers import lua_sync
 from specstore.errors import (
     CorruptDocumentError,
     DocumentError,
     InvalidInputError,
 )
-from specstore.records import reply_text
-from specstore.scan import ScanPosition
 from specstore.serializers.envelope import format_version
 from specstore.store import SpecStore
 from specstore.topology import Backend
@@ -216,7 +218,7 @@ def _migrate_batch(
     if not calls:
         return
     with backend_errors(f"migrate {len(calls)} specs", writes=True):
-        replies = lua.run_scripts_pipelined(backend.client, calls)
+        replies = lua_sync.run_scripts_pipelined(backend.client, calls)
     for item, reply in zip(targets, replies, strict=True):
         if not isinstance(reply, Exception) and reply_text(reply[0]) == "ok":
             summary.rewritten += 1

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import redis
 
-from specstore import lua, observability, two_phase
+from specstore import observability
 from specstore.bulk.common import (
     MAX_REPORTED,
     NOT_A_HASH,
@@ -16,6 +16,12 @@ from specstore.bulk.common import (
     spec_key_batches,
 )
 from specstore.connection import backend_errors, is_wrong_type
+from specstore.core import lua, two_phase
+from specstore.core.keys import API, normalize_uuid, validate_store_name
+from specstore.core.records import reply_text
+from specstore.core.repair_rules import Observation, Plan, Record, plan_repair
+from specstore.drivers import lua_sync
+from specstore.drivers.scanning import scan_batches
 from specstore.drivers.sync import run
 from specstore.errors import (
     BackendError,
@@ -23,10 +29,6 @@ from specstore.errors import (
     InvalidInputError,
     SpecStoreError,
 )
-from specstore.keys import API, normalize_uuid, validate_store_name
-from specstore.records import reply_text
-from specstore.repair_rules import Observation, Plan, Record, plan_repair
-from specstore.scan import scan_batches
 from specstore.store import SpecStore
 from specstore.topology import Backend
 
@@ -53,7 +55,7 @@ def repair(
     progress: Progress | None = None,
 ) -> RepairReport:
     """Find instances with more than one home or a location record that disagrees; fix them
-    by the rule in :mod:`specstore.repair_rules` (only report with ``dry_run``).
+    by the rule in :mod:`specstore.core.repair_rules` (only report with ``dry_run``).
 
     ``checked`` counts instances: one seen through its spec key is not counted again through
     its location record. ``progress`` is called with the instances just checked."""
@@ -229,7 +231,7 @@ def apply_plan(store: SpecStore, obs: Observation, plan: Plan) -> None:
         if plan.set_authority is not None:
             home, rev = plan.set_authority
             epoch = (authority.epoch if authority is not None else 0) + 1
-            reply = lua.run_script(
+            reply = lua_sync.run_script(
                 topology.api.client,
                 lua.LOC_REPAIR,
                 [topology.api.keys.location_key(uid)],
@@ -239,12 +241,12 @@ def apply_plan(store: SpecStore, obs: Observation, plan: Plan) -> None:
                 return  # the authority moved on since it was observed: nothing here is stale
         for name, rev in plan.drop.items():
             backend = topology.backend_for(name)
-            lua.run_script(
+            lua_sync.run_script(
                 backend.client, lua.DROP_COPY, [backend.keys.spec_key(name, uid)], [str(rev)]
             )
         for backend_name, (home, rev) in plan.set_cell_records.items():
             backend = backends[backend_name]
-            lua.run_script(
+            lua_sync.run_script(
                 backend.client,
                 lua.LOC_REPAIR,
                 [backend.keys.location_key(uid)],

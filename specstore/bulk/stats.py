@@ -10,7 +10,7 @@ from specstore.bulk.common import (
     spec_key_batches,
 )
 from specstore.connection import backend_errors, is_wrong_type
-from specstore.records import reply_text
+from specstore.core.records import reply_text
 from specstore.store import SpecStore
 from specstore.topology import Backend
 

@@ -10,12 +10,21 @@ import redis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoScriptError
 
-from specstore import lua
-from specstore.calls import Command, Commands, Hashes, Request, ScanPage, Script, Scripts, Steps
 from specstore.connection import AsyncRedisClient, backend_errors, hash_replies
+from specstore.core import lua
+from specstore.core.calls import (
+    Command,
+    Commands,
+    Hashes,
+    Request,
+    ScanPage,
+    Script,
+    Scripts,
+    Steps,
+)
+from specstore.core.scan import ScanPosition, position_after
 from specstore.drivers.aio_connections import DirectConnections, direct_connections
 from specstore.drivers.replies import throw_reply_error
-from specstore.scan import ScanPosition, position_after
 from specstore.topology import AsyncBackend
 
 T = TypeVar("T")
@@ -31,7 +40,7 @@ async def run(steps: Steps[T]) -> T:
                 reply = await execute(request)
             except redis.ResponseError as exc:
                 request = throw_reply_error(steps, request, exc)
-            except Exception as exc:
+            except BaseException as exc:  # (its spans and blocks unwind)
                 request = steps.throw(exc)
             else:
                 request = steps.send(reply)

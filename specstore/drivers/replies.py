@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import redis
 
-from specstore.calls import Request, Steps
 from specstore.connection import backend_errors
+from specstore.core.calls import Request, Steps
 
 
 def throw_reply_error(

@@ -7,12 +7,22 @@ from typing import Any, TypeVar, cast
 
 import redis
 
-from specstore import lua
-from specstore.calls import Command, Commands, Hashes, Request, ScanPage, Script, Scripts, Steps
 from specstore.connection import backend_errors, read_hashes
+from specstore.core.calls import (
+    Command,
+    Commands,
+    Hashes,
+    Request,
+    ScanPage,
+    Script,
+    Scripts,
+    Steps,
+)
+from specstore.core.scan import ScanPosition, position_after
+from specstore.drivers import lua_sync
 from specstore.drivers.held import HeldConnections, held_connections
 from specstore.drivers.replies import throw_reply_error
-from specstore.scan import ScanPosition, node_clients, position_after
+from specstore.drivers.scanning import node_clients
 from specstore.topology import Backend
 
 T = TypeVar("T")
@@ -28,7 +38,7 @@ def run(steps: Steps[T]) -> T:
                 reply = execute(request)
             except redis.ResponseError as exc:
                 request = throw_reply_error(steps, request, exc)
-            except Exception as exc:
+            except BaseException as exc:  # (its spans and blocks unwind)
                 request = steps.throw(exc)
             else:
                 request = steps.send(reply)
@@ -43,12 +53,12 @@ def execute(request: Request) -> Any:
     held = spare_connections(backend)
     if isinstance(request, Script):
         with backend_errors(request.label, writes=request.writes, reply_errors=True):
-            return lua.run_script(
+            return lua_sync.run_script(
                 backend.client, request.script, request.keys, request.args, held=held
             )
     if isinstance(request, Scripts):
         with backend_errors(request.label, writes=True, reply_errors=True):
-            return lua.run_scripts_pipelined(backend.client, list(request.calls), held=held)
+            return lua_sync.run_scripts_pipelined(backend.client, list(request.calls), held=held)
     if isinstance(request, Hashes):
         with backend_errors(request.label, writes=False, reply_errors=True):
             return read_hashes(backend.client, request.keys, held)

@@ -21,8 +21,8 @@ from collections.abc import Mapping
 from uuid import UUID
 
 from specstore.context import RequestContext
+from specstore.core.keys import normalize_uuid
 from specstore.errors import ConflictError
-from specstore.keys import normalize_uuid
 from specstore.model import (
     Destination,
     Flavor,

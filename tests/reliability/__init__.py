@@ -11,8 +11,8 @@ from typing import cast
 
 import redis
 
-from specstore.keys import Keyspace, normalize_uuid
-from specstore.records import StoredSpec, parse_record
+from specstore.core.keys import Keyspace, normalize_uuid
+from specstore.core.records import StoredSpec, parse_record
 from specstore.serializers.msgpack_codec import DEFAULT_CODEC
 
 _AUXILIARY = re.compile(r"[a-z_]+:\{[0-9a-f-]{36}\}")

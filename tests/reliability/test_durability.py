@@ -36,7 +36,7 @@ from specstore import (
     SpecNotFoundError,
     SpecStore,
 )
-from specstore.keys import API
+from specstore.core.keys import API
 from specstore.model import strip_transient
 from tests.factories import typical_spec
 from tests.reliability import audit_keyspace

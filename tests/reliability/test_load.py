@@ -41,7 +41,7 @@ from specstore import (
     SpecStore,
     WrongStoreError,
 )
-from specstore.keys import API
+from specstore.core.keys import API
 from specstore.model import strip_transient
 from tests.factories import typical_spec
 from tests.reliability import audit_keyspace

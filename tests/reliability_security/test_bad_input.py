@@ -36,6 +36,7 @@ import redis
 
 from specstore import bulk
 from specstore.context import RequestContext
+from specstore.core.keys import API, Keyspace, normalize_uuid, validate_cell_name
 from specstore.errors import (
     BackendError,
     CorruptDocumentError,
@@ -49,7 +50,6 @@ from specstore.errors import (
     SpecStoreError,
     WrongStoreError,
 )
-from specstore.keys import API, Keyspace, normalize_uuid, validate_cell_name
 from specstore.model import Flavor, RequestSpec
 from specstore.serializers.envelope import MAGIC, DecodeLimits, decode_envelope, encode_envelope
 from specstore.serializers.msgpack_codec import DEFAULT_CODEC, DocumentCodec

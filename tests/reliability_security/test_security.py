@@ -32,8 +32,8 @@ import redis
 from specstore import bulk
 from specstore.connection import connect, redact
 from specstore.context import RequestContext
+from specstore.core.keys import Keyspace
 from specstore.errors import BackendError, SpecStoreError
-from specstore.keys import Keyspace
 from specstore.store import SpecStore
 from specstore.topology import Backend, Topology
 from tests.factories import typical_spec

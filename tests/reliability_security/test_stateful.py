@@ -44,6 +44,8 @@ from hypothesis.stateful import (
 )
 
 from specstore import RequestContext, RequestSpec, SpecStore
+from specstore.core.keys import API
+from specstore.core.records import StoredSpec
 from specstore.errors import (
     ConflictError,
     SpecExistsError,
@@ -51,9 +53,7 @@ from specstore.errors import (
     SpecStoreError,
     WrongStoreError,
 )
-from specstore.keys import API
 from specstore.model import Flavor
-from specstore.records import StoredSpec
 from specstore.store import Promotion
 from tests.support.redis_server import RedisServer
 

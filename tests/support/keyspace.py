@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from specstore.connection import RedisClient
-from specstore.keys import Keyspace
+from specstore.core.keys import Keyspace
 
 
 def set_location(

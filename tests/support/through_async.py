@@ -19,9 +19,9 @@ from uuid import UUID
 from specstore import RequestContext, SpecStore
 from specstore.aio import AsyncSpecStore
 from specstore.connection import connect, connect_async
+from specstore.core.records import StoredSpec
+from specstore.core.results import BatchCreate, BatchDestroy, BatchRead, Promotion
 from specstore.model import RequestSpec
-from specstore.records import StoredSpec
-from specstore.results import BatchCreate, BatchDestroy, BatchRead, Promotion
 from specstore.topology import AsyncBackend, Backend, Topology
 
 T = TypeVar("T")

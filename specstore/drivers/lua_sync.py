@@ -1,67 +1,17 @@
-"""Load the Lua scripts once and call them by SHA (re-loading after a server restart).
-
-Every script is sent with ``_lib.lua`` (the location record's reader and writers) in front of
-it, so the record's layout is written down once.
-"""
+"""Run Lua scripts with redis-py's blocking clients: EVALSHA, NOSCRIPT, pipelines, and a
+Redis Cluster's redirections while a slot moves."""
 
 from __future__ import annotations
 
-import hashlib
 import time
-from dataclasses import dataclass
-from importlib import resources
 from typing import Any
 
 import redis
 from redis.cluster import RedisCluster
-from redis.exceptions import (
-    AskError,
-    ClusterError,
-    NoScriptError,
-    ResponseError,
-    TryAgainError,
-)
+from redis.exceptions import ClusterError, NoScriptError, ResponseError, TryAgainError
 
 from specstore.connection import RedisClient, SpareConnections
-
-
-@dataclass(frozen=True)
-class LuaScript:
-    name: str
-    source: str
-    sha: str
-
-    @classmethod
-    def load(cls, name: str) -> LuaScript:
-        scripts = resources.files("specstore.scripts")
-        source = (
-            scripts.joinpath("_lib.lua").read_text("utf-8")
-            + "\n"
-            + scripts.joinpath(f"{name}.lua").read_text("utf-8")
-        )
-        return cls(name, source, hashlib.sha1(source.encode("utf-8")).hexdigest())
-
-
-CREATE = LuaScript.load("create")
-SAVE = LuaScript.load("save")
-PROMOTE = LuaScript.load("promote")
-DESTROY = LuaScript.load("destroy")
-RESTORE = LuaScript.load("restore")
-DROP_COPY = LuaScript.load("drop_copy")
-LOC_REPAIR = LuaScript.load("loc_repair")
-MOVE_BEGIN = LuaScript.load("move_begin")
-MOVE_CLAIM = LuaScript.load("move_claim")
-MOVE_COMMIT = LuaScript.load("move_commit")
-MOVE_ABORT = LuaScript.load("move_abort")
-MOVE_DESTROYED = LuaScript.load("move_destroyed")
-CELL_ADOPT = LuaScript.load("cell_adopt")
-CELL_FENCE = LuaScript.load("cell_fence")
-CELL_FREEZE = LuaScript.load("cell_freeze")
-CELL_RELEASE = LuaScript.load("cell_release")
-CELL_UNFREEZE = LuaScript.load("cell_unfreeze")
-CELL_MOVE_WITHIN = LuaScript.load("cell_move_within")
-MOVE_INSTALL = LuaScript.load("move_install")
-MOVE_SEIZE = LuaScript.load("move_seize")
+from specstore.core.lua import Call, LuaScript, as_noscript, evalsha, is_redirection, not_loaded
 
 
 def run_script(
@@ -85,9 +35,6 @@ def run_script(
         return execute("EVALSHA", script.sha, len(keys), *keys, *args)
 
 
-Call = tuple[LuaScript, list[str], list[Any]]
-
-
 def run_scripts_pipelined(
     client: RedisClient, calls: list[Call], *, held: SpareConnections | None = None
 ) -> list[Any]:
@@ -108,20 +55,6 @@ def run_scripts_pipelined(
     return replies
 
 
-def not_loaded(replies: list[Any]) -> list[int]:
-    """The calls a pipeline's replies say did not run for want of their script (NOSCRIPT);
-    the replies are turned into :class:`NoScriptError` where redis-py left them generic."""
-    for index, reply in enumerate(replies):
-        replies[index] = _as_noscript(reply)
-    return [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
-
-
-def evalsha(call: Call) -> tuple[Any, ...]:
-    """The EVALSHA command of one script call."""
-    script, keys, args = call
-    return ("EVALSHA", script.sha, len(keys), *keys, *args)
-
-
 def _pipeline(client: RedisClient, calls: list[Call], held: SpareConnections | None) -> list[Any]:
     if isinstance(client, RedisCluster):
         return _cluster_pipelines(client, calls)
@@ -135,7 +68,7 @@ def _node_pipeline(client: redis.Redis, calls: list[Call]) -> list[Any]:
     for script, keys, args in calls:
         pipe.evalsha(script.sha, len(keys), *keys, *args)
     replies: list[Any] = pipe.execute(raise_on_error=False)
-    return [_as_noscript(r) for r in replies]
+    return [as_noscript(r) for r in replies]
 
 
 def _cluster_pipelines(client: RedisCluster, calls: list[Call]) -> list[Any]:
@@ -164,20 +97,6 @@ def _cluster_pipelines(client: RedisCluster, calls: list[Call]) -> list[Any]:
     return replies
 
 
-REDIRECT_WAIT_SECONDS = 2.0
-"""How long a redirected batch call is retried while its slot stays half migrated."""
-
-
-def is_redirection(reply: Any) -> bool:
-    """True for a cluster reply saying the call did not run here: MOVED, ASK or TRYAGAIN.
-
-    redis-py parses those replies into :class:`MovedError` (an :class:`AskError`),
-    :class:`AskError` and :class:`TryAgainError`, whose text is only ``"<slot> <host>:<port>"``
-    -- so the reply's type tells, not its text.
-    """
-    return isinstance(reply, (AskError, TryAgainError))
-
-
 def _resend(client: RedisCluster, call: Call) -> Any:
     """Run one redirected call through the cluster client; its reply or its ResponseError.
 
@@ -198,7 +117,5 @@ def _resend(client: RedisCluster, call: Call) -> Any:
             return exc
 
 
-def _as_noscript(reply: Any) -> Any:
-    if isinstance(reply, ResponseError) and str(reply).startswith("NOSCRIPT"):
-        return NoScriptError(str(reply))
-    return reply
+REDIRECT_WAIT_SECONDS = 2.0
+"""How long a redirected batch call is retried while its slot stays half migrated."""

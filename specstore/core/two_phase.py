@@ -80,8 +80,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from specstore import lua, observability
-from specstore.calls import AnyBackend, Command, Script, Scripts, Steps
+from specstore import observability
+from specstore.core import lua
+from specstore.core.calls import AnyBackend, Command, Script, Scripts, Steps
+from specstore.core.keys import API
+from specstore.core.records import check_reply, reply_error, reply_text
 from specstore.errors import (
     BackendError,
     CorruptDocumentError,
@@ -91,8 +94,6 @@ from specstore.errors import (
     SpecStoreError,
     StoreError,
 )
-from specstore.keys import API
-from specstore.records import check_reply, reply_error, reply_text
 
 MoveHook = Callable[[str, str], None]
 """Called as ``hook(step, instance_uuid)`` after each step: "begin", "claim", "adopt",

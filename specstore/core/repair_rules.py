@@ -5,7 +5,7 @@ disagree with it are what repair removes. An instance is healthy when the author
 store, that store holds the copy, no other store holds one, and a cell on its own backend has
 a live record for it (under the authority's epoch) exactly when it is the home.
 
-1. An open move (see :mod:`specstore.two_phase`): if its lease expired, settle it (through the
+1. An open move (see :mod:`specstore.core.two_phase`): if its lease expired, settle it (through the
    cell: finish, bury or roll back); else leave it to its mover.
 2. The authority names a store that holds the copy: keep it; drop every other copy (only if
    its rev is unchanged); bury other live cell records; give the home's cell its record.
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from specstore.keys import API
+from specstore.core.keys import API
 
 
 @dataclass(frozen=True)

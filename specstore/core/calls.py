@@ -1,6 +1,6 @@
 """The Redis calls the store's logic asks for, as data: the seam between logic and I/O.
 
-specstore's operations (:mod:`specstore.operations`, :mod:`specstore.two_phase`) are
+specstore's operations (:mod:`specstore.core.operations`, :mod:`specstore.core.two_phase`) are
 generators written once: they ``yield`` a call described here, get its reply sent back (or
 its error thrown in, at the ``yield``) and finally return their result. They never touch a
 connection. A driver runs them: :func:`specstore.drivers.sync.run` with redis-py's blocking
@@ -17,9 +17,9 @@ from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeAlias, TypeVar
 
-from specstore.lua import Call as ScriptCall
-from specstore.lua import LuaScript
-from specstore.scan import ScanPosition
+from specstore.core.lua import Call as ScriptCall
+from specstore.core.lua import LuaScript
+from specstore.core.scan import ScanPosition
 from specstore.topology import AsyncBackend, Backend
 
 AnyBackend: TypeAlias = "Backend | AsyncBackend"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from specstore.core.records import StoredSpec
 from specstore.errors import DocumentError, SpecStoreError
-from specstore.records import StoredSpec
 
 
 @dataclass(frozen=True)

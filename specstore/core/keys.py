@@ -11,7 +11,7 @@ them atomically. With the default prefix::
 
 On the api backend the location record is the authority for the instance (where its spec
 lives, its rev lineage, the open move); on a cell's own backend it says what that backend holds
-(see ``specstore/scripts/_lib.lua`` and :mod:`specstore.two_phase`).
+(see ``specstore/scripts/_lib.lua`` and :mod:`specstore.core.two_phase`).
 
 Instance UUIDs are parsed and written in canonical form, and cell names and prefixes are
 checked, before they become part of a key: no glob characters, braces or colons get in.

@@ -1,11 +1,11 @@
 """The store's operations, written once for the sync and the asyncio store.
 
-Each operation is a generator of :mod:`specstore.calls`: it yields the Redis calls it needs
+Each operation is a generator of :mod:`specstore.core.calls`: it yields the Redis calls it needs
 and returns its result, so :class:`~specstore.store.SpecStore` and
 :class:`~specstore.aio.AsyncSpecStore` run the very same rules and differ only in their
 driver. Every single-spec operation is one round trip: writes run one Lua script (atomic),
 reads one HGETALL. Batches are one pipeline. A write between two backends runs the fenced
-move of :mod:`specstore.two_phase`.
+move of :mod:`specstore.core.two_phase`.
 """
 
 from __future__ import annotations
@@ -17,10 +17,37 @@ from uuid import UUID
 
 import redis
 
-from specstore import lua, two_phase
-from specstore.calls import AnyBackend, Command, Commands, Hashes, ScanPage, Script, Scripts, Steps
 from specstore.connection import as_dict, is_wrong_type
 from specstore.context import RequestContext
+from specstore.core import lua, two_phase
+from specstore.core.calls import (
+    AnyBackend,
+    Command,
+    Commands,
+    Hashes,
+    ScanPage,
+    Script,
+    Scripts,
+    Steps,
+)
+from specstore.core.keys import (
+    API,
+    Keyspace,
+    normalize_uuid,
+    validate_cell_name,
+    validate_store_name,
+)
+from specstore.core.records import (
+    StoredSpec,
+    WriteArgs,
+    check_reply,
+    parse_record,
+    reply_error,
+    reply_text,
+    write_args,
+)
+from specstore.core.results import BatchCreate, BatchDestroy, BatchRead, Promotion
+from specstore.core.scan import ScanPosition
 from specstore.errors import (
     BackendError,
     BatchWriteError,
@@ -32,19 +59,7 @@ from specstore.errors import (
     SpecStoreError,
     StoreError,
 )
-from specstore.keys import API, Keyspace, normalize_uuid, validate_cell_name, validate_store_name
 from specstore.model import RequestSpec
-from specstore.records import (
-    StoredSpec,
-    WriteArgs,
-    check_reply,
-    parse_record,
-    reply_error,
-    reply_text,
-    write_args,
-)
-from specstore.results import BatchCreate, BatchDestroy, BatchRead, Promotion
-from specstore.scan import ScanPosition
 from specstore.serializers.msgpack_codec import DEFAULT_CODEC, DocumentCodec
 from specstore.topology import B, Topology
 
@@ -357,6 +372,8 @@ def destroy_bulk(
     failed: dict[str, SpecStoreError] = {}
     unknown: dict[str, SpecStoreError] = {}
     told: list[tuple[str, int, int]] = []
+    finishing: set[str] = set()
+    """Destroyed in the cell by an earlier call that did not tell the authority."""
     for uid, reply in zip(uids, replies, strict=True):
         if isinstance(reply, StoreError):
             (unknown if _may_have_run(reply) else failed)[uid] = reply
@@ -369,12 +386,20 @@ def destroy_bulk(
             elsewhere[uid] = reply_text(reply[1])
         elif status == "moving":
             moving[uid] = reply_text(reply[1])
+        elif status == "not_found" and remote and len(reply) == 3:
+            finishing.add(uid)
+            destroyed.append(uid)
+            told.append((uid, int(reply[1]), int(reply[2])))
         elif status == "not_found":
             missing.append(uid)
         else:
             failed[uid] = reply_error(reply, uid)
     if remote and told:
-        yield from _tell_destroyed(state, store, told, destroyed, unknown)
+        buried = yield from _tell_destroyed(state, store, told, destroyed, unknown)
+        stale = [u for u in destroyed if u in finishing and u not in buried]
+        if stale:  # the authority had moved on: nothing of these was here
+            destroyed[:] = [u for u in destroyed if u not in stale]
+            missing = [u for u in uids if u in missing or u in stale]
     result = BatchDestroy(destroyed, missing, elsewhere, moving, failed, unknown)
     raise_if_redis_failed(
         f"destroy_bulk of {len(uids)} specs ({len(destroyed)} destroyed, {len(failed)} "
@@ -393,9 +418,10 @@ def _tell_destroyed(
     told: list[tuple[str, int, int]],
     destroyed: list[str],
     unknown: dict[str, SpecStoreError],
-) -> Steps[None]:
+) -> Steps[set[str]]:
     """The authority's step of a remote destroy_bulk; a failure moves the spec from
-    ``destroyed`` to ``unknown`` (its copy is gone, the authority may still name it)."""
+    ``destroyed`` to ``unknown`` (its copy is gone, the authority may still name it).
+    Returns the specs the authority buried (it named this copy)."""
     api = state.topology.api
     label = f"destroy_bulk of {len(told)} specs (authority)"
     replies = yield Commands(
@@ -417,15 +443,19 @@ def _tell_destroyed(
         for route, (_, last_rev, epoch) in zip(routes, told, strict=True)
     ]
     outcomes = yield from batch(api, calls, f"destroy_bulk of {len(calls)} specs (authority)")
+    buried: set[str] = set()
     for route, (uid, _, epoch), reply in zip(routes, told, outcomes, strict=True):
         if isinstance(reply, StoreError):
             destroyed.remove(uid)
             unknown[uid] = reply
             continue
         fields = [reply_text(v) for v in reply]
+        if fields[1:2] == ["destroyed"]:
+            buried.add(uid)
         if fields[1:2] == ["destroyed"] and len(fields) > 3 and fields[2] and not route.source_here:
             # destroyed before its move committed: the frozen source goes too
             yield from two_phase.release(route, two_phase.OpenMove(fields[3], epoch), state.moves)
+    return buried
 
 
 # -- reads -----------------------------------------------------------------------------------

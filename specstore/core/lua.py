@@ -1,0 +1,92 @@
+"""The Lua scripts (the server-side atomic steps), loaded once, called by SHA.
+
+Every script is sent with ``_lib.lua`` (the location record's reader and writers) in front of
+it, so the record's layout is written down once. Running them is the drivers' part
+(:mod:`specstore.drivers.lua_sync` for the blocking ones).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from redis.exceptions import (
+    AskError,
+    NoScriptError,
+    ResponseError,
+    TryAgainError,
+)
+
+
+@dataclass(frozen=True)
+class LuaScript:
+    name: str
+    source: str
+    sha: str
+
+    @classmethod
+    def load(cls, name: str) -> LuaScript:
+        scripts = resources.files("specstore.scripts")
+        source = (
+            scripts.joinpath("_lib.lua").read_text("utf-8")
+            + "\n"
+            + scripts.joinpath(f"{name}.lua").read_text("utf-8")
+        )
+        return cls(name, source, hashlib.sha1(source.encode("utf-8")).hexdigest())
+
+
+CREATE = LuaScript.load("create")
+SAVE = LuaScript.load("save")
+PROMOTE = LuaScript.load("promote")
+DESTROY = LuaScript.load("destroy")
+RESTORE = LuaScript.load("restore")
+DROP_COPY = LuaScript.load("drop_copy")
+LOC_REPAIR = LuaScript.load("loc_repair")
+MOVE_BEGIN = LuaScript.load("move_begin")
+MOVE_CLAIM = LuaScript.load("move_claim")
+MOVE_COMMIT = LuaScript.load("move_commit")
+MOVE_ABORT = LuaScript.load("move_abort")
+MOVE_DESTROYED = LuaScript.load("move_destroyed")
+CELL_ADOPT = LuaScript.load("cell_adopt")
+CELL_FENCE = LuaScript.load("cell_fence")
+CELL_FREEZE = LuaScript.load("cell_freeze")
+CELL_RELEASE = LuaScript.load("cell_release")
+CELL_UNFREEZE = LuaScript.load("cell_unfreeze")
+CELL_MOVE_WITHIN = LuaScript.load("cell_move_within")
+MOVE_INSTALL = LuaScript.load("move_install")
+MOVE_SEIZE = LuaScript.load("move_seize")
+
+
+Call = tuple[LuaScript, list[str], list[Any]]
+
+
+def not_loaded(replies: list[Any]) -> list[int]:
+    """The calls a pipeline's replies say did not run for want of their script (NOSCRIPT);
+    the replies are turned into :class:`NoScriptError` where redis-py left them generic."""
+    for index, reply in enumerate(replies):
+        replies[index] = as_noscript(reply)
+    return [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+
+
+def evalsha(call: Call) -> tuple[Any, ...]:
+    """The EVALSHA command of one script call."""
+    script, keys, args = call
+    return ("EVALSHA", script.sha, len(keys), *keys, *args)
+
+
+def is_redirection(reply: Any) -> bool:
+    """True for a cluster reply saying the call did not run here: MOVED, ASK or TRYAGAIN.
+
+    redis-py parses those replies into :class:`MovedError` (an :class:`AskError`),
+    :class:`AskError` and :class:`TryAgainError`, whose text is only ``"<slot> <host>:<port>"``
+    -- so the reply's type tells, not its text.
+    """
+    return isinstance(reply, (AskError, TryAgainError))
+
+
+def as_noscript(reply: Any) -> Any:
+    if isinstance(reply, ResponseError) and str(reply).startswith("NOSCRIPT"):
+        return NoScriptError(str(reply))
+    return reply
