@@ -35,8 +35,8 @@ from specstore import (
     SpecExistsError,
     SpecNotFoundError,
     SpecStore,
-    lua,
 )
+from specstore.core import lua
 from specstore.model import strip_transient
 from tests.factories import typical_spec
 from tests.reliability import audit_keyspace
