@@ -37,11 +37,14 @@ def slot() -> int:
     return slot_of(str(typical_spec().instance_uuid))
 
 
-@pytest.fixture
-def stale(cluster_store: SpecStore) -> SpecStore:
-    """The store, its client's slot map learnt before the test reshards."""
-    cluster_store.get_many(RequestContext(store=cluster_store), [str(typical_spec().instance_uuid)])
-    return cluster_store
+@pytest.fixture(params=["sync", "async"])
+def stale(request: pytest.FixtureRequest) -> SpecStore:
+    """The store (SpecStore, or AsyncSpecStore through ThroughAsync), its client's slot map
+    learnt before the test reshards."""
+    name = "cluster_store" if request.param == "sync" else "cluster_async_store"
+    store: SpecStore = request.getfixturevalue(name)
+    store.get_many(RequestContext(store=store), [str(typical_spec().instance_uuid)])
+    return store
 
 
 def specs_in(slot: int, count: int = PER_SLOT) -> list[RequestSpec]:

@@ -61,6 +61,10 @@ MOVE_SEIZE = LuaScript.load("move_seize")
 
 Call = tuple[LuaScript, list[str], list[Any]]
 
+REDIRECT_WAIT_SECONDS = 2.0
+"""How long a batch call refused while its slot is half migrated is sent again (the drivers'
+cluster batches)."""
+
 
 def not_loaded(replies: list[Any]) -> list[int]:
     """The calls a pipeline's replies say did not run for want of their script (NOSCRIPT);

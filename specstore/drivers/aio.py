@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 import weakref
 from collections.abc import Sequence
 from typing import Any, TypeVar, cast
 
 import redis
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import NoScriptError
+from redis.exceptions import ClusterError, NoScriptError, TryAgainError
 
 from specstore.connection import AsyncRedisClient, backend_errors, hash_replies
 from specstore.core import lua
@@ -121,17 +123,28 @@ async def _many(backend: AsyncBackend, commands: Sequence[tuple[Any, ...]]) -> l
         # One call after the other, each routed (and redirected while a slot moves) by the
         # client: redis.asyncio's cluster client fails calls sent side by side on one
         # node's connections ("Connection closed by server") when it may not retry.
-        replies: list[Any] = []
-        for command in commands:
-            try:
-                replies.append(await client.execute_command(*command))
-            except redis.ResponseError as exc:
-                replies.append(exc)
-        return replies
+        return [await _waiting_out_migration(client, command) for command in commands]
     pipe = client.pipeline(transaction=False)
     for command in commands:
         pipe.execute_command(*command)
     return list(await pipe.execute(raise_on_error=False))
+
+
+async def _waiting_out_migration(client: RedisCluster, command: tuple[Any, ...]) -> Any:
+    """One call of a cluster batch: its reply, or its error reply in its place. redis-py
+    follows MOVED/ASK and retries TRYAGAIN a few times; while the slot stays half migrated
+    ("TTL exhausted") the call is sent again until ``REDIRECT_WAIT_SECONDS`` passed, as the
+    blocking driver does (each of those refusals means the call did not run)."""
+    deadline = time.monotonic() + lua.REDIRECT_WAIT_SECONDS
+    while True:
+        try:
+            return await client.execute_command(*command)
+        except (TryAgainError, ClusterError) as exc:
+            if time.monotonic() >= deadline:
+                return exc
+            await asyncio.sleep(0.05)
+        except redis.ResponseError as exc:
+            return exc
 
 
 async def _scan(

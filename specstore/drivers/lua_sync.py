@@ -11,6 +11,7 @@ from redis.cluster import RedisCluster
 from redis.exceptions import ClusterError, NoScriptError, ResponseError, TryAgainError
 
 from specstore.connection import RedisClient, SpareConnections
+from specstore.core import lua
 from specstore.core.lua import Call, LuaScript, as_noscript, evalsha, is_redirection, not_loaded
 
 
@@ -105,7 +106,7 @@ def _resend(client: RedisCluster, call: Call) -> Any:
     Every one of those refusals means the call did not run, so re-sending is safe.
     """
     script, keys, args = call
-    deadline = time.monotonic() + REDIRECT_WAIT_SECONDS
+    deadline = time.monotonic() + lua.REDIRECT_WAIT_SECONDS
     while True:
         try:
             return run_script(client, script, keys, args)
@@ -115,7 +116,3 @@ def _resend(client: RedisCluster, call: Call) -> Any:
             time.sleep(0.05)
         except ResponseError as exc:
             return exc
-
-
-REDIRECT_WAIT_SECONDS = 2.0
-"""How long a redirected batch call is retried while its slot stays half migrated."""
