@@ -120,10 +120,15 @@ async def _many(backend: AsyncBackend, commands: Sequence[tuple[Any, ...]]) -> l
         return await direct.pipeline(commands)
     client = backend.client
     if isinstance(client, RedisCluster):
-        # One call after the other, each routed (and redirected while a slot moves) by the
-        # client: redis.asyncio's cluster client fails calls sent side by side on one
-        # node's connections ("Connection closed by server") when it may not retry.
-        return [await _waiting_out_migration(client, command) for command in commands]
+        # redis.asyncio's cluster pipeline: one pipeline per node, MOVED/ASK followed
+        nodes = client.pipeline()
+        for command in commands:
+            nodes.execute_command(*command)
+        replies = list(await nodes.execute(raise_on_error=False))
+        for index, reply in enumerate(replies):
+            if isinstance(reply, (TryAgainError, ClusterError)):  # did not run: again
+                replies[index] = await _waiting_out_migration(client, commands[index])
+        return replies
     pipe = client.pipeline(transaction=False)
     for command in commands:
         pipe.execute_command(*command)
