@@ -56,6 +56,7 @@ from specstore.errors import (
 from specstore.model import Flavor
 from specstore.store import Promotion
 from tests.support.redis_server import RedisServer
+from tests.support.through_async import ThroughAsync
 
 pytestmark = pytest.mark.reliability
 
@@ -424,6 +425,18 @@ def test_store_matches_the_model_on_fakeredis(memory_machine_store: SpecStore) -
 @pytest.mark.redis
 def test_store_matches_the_model_on_redis(redis_server: RedisServer) -> None:
     store = SpecStore.from_url(redis_server.url)
+    try:
+        outcomes = run_machine(store)
+        assert set(outcomes) == EVERY_OUTCOME
+        check_balance(outcomes)
+    finally:
+        store.client.flushall()
+        store.close()
+
+
+@pytest.mark.redis
+def test_the_asyncio_store_matches_the_model_on_redis(redis_server: RedisServer) -> None:
+    store = ThroughAsync.on(redis_server.url)
     try:
         outcomes = run_machine(store)
         assert set(outcomes) == EVERY_OUTCOME
