@@ -352,6 +352,35 @@ def test_a_destroy_bulk_retried_after_its_authority_step_failed_finishes_it(
     assert store.create_many(ctx, specs).created == uids  # nothing names the cell any more
 
 
+def test_a_destroy_bulk_whose_authority_read_fails_says_the_batch_did_write(
+    servers: tuple[RedisServer, RedisServer],
+) -> None:
+    """The cell copies went before the authority's record could be read: the batch wrote,
+    and says so per spec (unknown), never "nothing was written"; a retry finishes it."""
+    store = make_store(servers)
+    ctx = RequestContext(project_id="p", user_id="u", store=store)
+    specs = [typical_spec() for _ in range(2)]
+    store.create_many(ctx, specs)
+    uids = [str(s.instance_uuid) for s in specs]
+    for uid in uids:
+        store.promote(ctx, uid, REMOTE)
+    cell_ctx = ctx.target_cell(REMOTE)
+    admin = servers[0].client()
+    admin.acl_setuser("default", enabled=True, nopass=True, commands=["-hget"])
+    try:
+        with pytest.raises(BatchWriteError) as info:
+            store.destroy_bulk(cell_ctx, uids)
+    finally:
+        admin.acl_setuser("default", enabled=True, nopass=True, commands=["+@all"])
+        admin.close()
+    result = info.value.result
+    assert info.value.may_have_written
+    assert isinstance(result, BatchDestroy) and sorted(result.unknown) == sorted(uids)
+    assert homes(store, uids[0]) == [] and homes(store, uids[1]) == []
+    assert store.destroy_bulk(cell_ctx, uids).destroyed == uids
+    assert [store.locate(u) for u in uids] == [None, None]
+
+
 def test_repair_finishes_a_remote_destroy_the_authority_was_not_told_of(
     servers: tuple[RedisServer, RedisServer],
 ) -> None:

@@ -424,12 +424,17 @@ def _tell_destroyed(
     Returns the specs the authority buried (it named this copy)."""
     api = state.topology.api
     label = f"destroy_bulk of {len(told)} specs (authority)"
-    replies = yield Commands(
-        api, [("HGET", api.keys.location_key(uid), "move_from") for uid, _, _ in told], label
-    )
-    for reply in replies:
-        if isinstance(reply, Exception):
-            raise BackendError(label, reply, may_have_written=False) from reply
+    reads = [("HGET", api.keys.location_key(uid), "move_from") for uid, _, _ in told]
+    try:
+        replies = yield Commands(api, reads, label)
+    except BackendError as exc:
+        replies = [exc] * len(told)
+    for (uid, _, _), reply in zip(told, replies, strict=True):
+        if isinstance(reply, Exception):  # its copy is gone: the batch did write
+            destroyed.remove(uid)
+            unknown[uid] = BackendError(label, reply.__cause__ or reply, may_have_written=True)
+    read = [(t, r) for t, r in zip(told, replies, strict=True) if not isinstance(r, Exception)]
+    told, replies = [t for t, _ in read], [r for _, r in read]
     routes = [
         state.route(cell, uid, reply_text(source) if source else "")
         for (uid, _, _), source in zip(told, replies, strict=True)
