@@ -8,7 +8,10 @@ against the asyncio store as well: see ``BOTH_STORES`` in conftest.)
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import signal
+import time
 from collections import Counter
 from collections.abc import Callable
 
@@ -20,7 +23,7 @@ from specstore.aio import AsyncSpecStore
 from specstore.errors import BackendError, SpecStoreError
 from tests.factories import typical_spec
 from tests.support.redis_cluster import RedisClusterNodes
-from tests.support.redis_server import RedisServer
+from tests.support.redis_server import RedisServer, start_server
 from tests.support.through_async import ThroughAsync
 
 TASKS = 30
@@ -275,3 +278,36 @@ def backend_error(call: Callable[[], object]) -> BackendError:
     with pytest.raises(BackendError) as info:
         call()
     return info.value
+
+
+@pytest.mark.redis
+def test_a_batch_the_server_does_not_read_fails_typed_within_the_socket_timeout() -> None:
+    """A batch larger than the socket buffers, sent to a server that reads nothing (stopped):
+    the asyncio store waits for its write buffer under the socket timeout, then says the batch
+    may have been written; once the server runs again, the next call works."""
+    server = start_server()
+    assert server.process is not None
+    pid = server.process.pid
+
+    async def scenario() -> None:
+        async with AsyncSpecStore.from_url(server.url, socket_timeout=1.0) as store:
+            ctx = RequestContext(store=store)
+            await store.create(ctx, typical_spec())  # scripts loaded, a connection spare
+            specs = [typical_spec() for _ in range(12_000)]  # about 18 MB of requests
+            os.kill(pid, signal.SIGSTOP)
+            try:
+                started = time.monotonic()
+                with pytest.raises(BackendError) as info:
+                    await asyncio.wait_for(store.create_many(ctx, specs), timeout=30)
+                waited = time.monotonic() - started
+            finally:
+                os.kill(pid, signal.SIGCONT)
+            assert info.value.may_have_written
+            assert waited < 15, f"waited {waited:.1f} s"
+            later = typical_spec()
+            assert await store.create(ctx, later) >= 1
+
+    try:
+        run(scenario())
+    finally:
+        server.discard(kill=True)

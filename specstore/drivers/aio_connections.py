@@ -20,6 +20,7 @@ and fakeredis go through redis-py.
 
 from __future__ import annotations
 
+import asyncio
 import select
 from collections import deque
 from collections.abc import Sequence
@@ -71,7 +72,7 @@ class DirectConnections:
     async def execute(self, *args: Any) -> Any:
         connection = await self._take()
         try:
-            await connection.send_packed_command(pack(args), check_health=False)
+            await _send(connection, pack(args))
             reply = await connection.read_response()
         except redis.ResponseError:
             await self._give_back(connection)  # an error reply: the connection is in step
@@ -87,9 +88,7 @@ class DirectConnections:
         """Many commands in one round trip; each error reply is returned in its place."""
         connection = await self._take()
         try:
-            await connection.send_packed_command(
-                b"".join(pack(command) for command in commands), check_health=False
-            )
+            await _send(connection, b"".join(pack(command) for command in commands))
             replies: list[Any] = []
             for _ in commands:
                 try:
@@ -102,6 +101,28 @@ class DirectConnections:
             raise
         await self._give_back(connection)
         return replies
+
+
+async def _send(connection: Any, data: bytes) -> None:
+    """Write ``data`` as redis.asyncio's ``send_packed_command`` does, less its
+    ``asyncio.wait_for`` around every write (on Python 3.11 a task and a turn of the event loop
+    per call): the write is only waited on when the transport asks for it (its buffer over the
+    high-water mark), and then under the connection's socket timeout. The caller drops the
+    connection on any failure."""
+    writer = connection._writer
+    try:
+        writer.write(data)
+        transport = writer.transport
+        if connection.socket_timeout and (
+            transport.get_write_buffer_size() > transport.get_write_buffer_limits()[1]
+        ):
+            await asyncio.wait_for(writer.drain(), connection.socket_timeout)
+        else:
+            await writer.drain()  # returns at once, unless the connection was lost
+    except asyncio.TimeoutError:
+        raise redis.TimeoutError("Timeout writing to socket") from None
+    except OSError as exc:
+        raise redis.ConnectionError(f"Error while writing to socket: {exc}") from exc
 
 
 def direct_connections(client: object) -> DirectConnections | None:
