@@ -349,3 +349,61 @@ def test_decode_or_refuse_helper_sees_newer_minor_fields(version: tuple[int, int
     spec = _decode_or_refuse(_pack([SCHEMA, version[0], version[1], _uuids_as_ext(payload)]))
     assert spec is not None
     assert spec.newer_minor_fields == (version, {"later": {"x": [1, 2]}})
+
+
+
+def _reference_normalize(text: str) -> str | None:
+    """What a uuid string normalizes to by the uuid module alone: the hyphenated form when
+    the text is that form in any letter case, else None (refused)."""
+    try:
+        canonical = str(uuid.UUID(text))
+    except ValueError:
+        return None
+    return canonical if len(text) == 36 and text.lower() == canonical else None
+
+
+_UUID_EDITS = st.lists(
+    st.tuples(st.booleans(), st.integers(0, 36), st.sampled_from("0aAfF9-{}gG: ")), max_size=3
+)
+"""(insert or replace, where, which character): near misses of a canonical uuid."""
+
+
+@given(st.uuids(), _UUID_EDITS, st.booleans())
+def test_normalize_uuid_agrees_with_the_uuid_module(
+    value: uuid.UUID, edits: list[tuple[bool, int, str]], upper: bool
+) -> None:
+    from specstore.core.keys import normalize_uuid
+    from specstore.errors import InvalidUUIDError
+
+    text = list(str(value).upper() if upper else str(value))
+    for insert, position, char in edits:
+        if insert:
+            text.insert(position, char)
+        else:
+            text[min(position, len(text) - 1)] = char
+    candidate = "".join(text)
+    expected = _reference_normalize(candidate)
+    if expected is None:
+        with pytest.raises(InvalidUUIDError):
+            normalize_uuid(candidate)
+    else:
+        assert normalize_uuid(candidate) == expected
+
+
+def test_normalize_uuid_refuses_every_one_character_miss() -> None:
+    from specstore.core.keys import normalize_uuid
+    from specstore.errors import InvalidUUIDError
+
+    canonical = str(uuid.UUID(int=0x0123456789ABCDEF0123456789ABCDEF))
+    for position in range(len(canonical) + 1):
+        for char in "0aAfF9-{}gG: \u0660":
+            for candidate in (
+                canonical[:position] + char + canonical[position + 1 :],
+                canonical[:position] + char + canonical[position:],
+            ):
+                expected = _reference_normalize(candidate)
+                if expected is None:
+                    with pytest.raises(InvalidUUIDError):
+                        normalize_uuid(candidate)
+                else:
+                    assert normalize_uuid(candidate) == expected

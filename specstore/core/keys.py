@@ -30,12 +30,16 @@ API = "api"
 
 _CELL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 _PREFIX = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}(:[A-Za-z0-9][A-Za-z0-9_.-]{0,62})*")
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+"""The form ``str(UUID(...))`` gives: a string in it is its own canonical form."""
 
 
 def normalize_uuid(value: UUID | str) -> str:
     """The canonical lower-case hyphenated form, or :class:`InvalidUUIDError`."""
     if isinstance(value, UUID):
         return str(value)
+    if type(value) is str and _CANONICAL_UUID.fullmatch(value):
+        return value  # (the usual case, without building a UUID)
     if not isinstance(value, str) or len(value) != 36:
         raise InvalidUUIDError(value)
     try:
