@@ -282,3 +282,39 @@ def test_reads_of_promoted_specs_work_while_the_api_server_is_down(
         store.get(ctx, moved[0].instance_uuid)
     with pytest.raises(SpecNotFoundError):
         store.get(cell_ctx, typical_spec().instance_uuid)  # miss: locate skips the down api
+
+
+def test_a_cell_server_out_of_memory_takes_no_copy(
+    servers: tuple[RedisServer, RedisServer],
+) -> None:
+    """The cell's own server at its memory limit (noeviction) refuses the copy before writing
+    anything: a create in the cell and a promote to it fail typed, the cell's server holds
+    no spec key, resume_moves rolls both back, and both work once memory is there again."""
+    api_server, cell_server = servers
+    store = make_store(api_server, cell_server)
+    api_ctx = RequestContext(store=store)
+    cell_ctx = api_ctx.target_cell("cell1")
+    waiting = typical_spec()
+    waiting.create(api_ctx)
+    uid = str(waiting.instance_uuid)
+    new = typical_spec()
+    admin = cell_server.client()
+    admin.config_set("maxmemory-policy", "noeviction")
+    admin.config_set("maxmemory", 1)
+    try:
+        with pytest.raises(BackendError):
+            store.promote(api_ctx, uid, "cell1")
+        with pytest.raises(BackendError):
+            store.create(cell_ctx, new)
+        spec_keys = [k for k in admin.keys("*") if b":spec:" in k]
+        assert spec_keys == []
+    finally:
+        admin.config_set("maxmemory", 0)
+        admin.close()
+    time.sleep(0.01)  # the moves' 1 ms leases run out
+    assert set(store.resume_moves().values()) == {"rolled_back"}
+    assert store.locate(uid) == "api"
+    assert store.promote(api_ctx, uid, "cell1").moved
+    store.create(cell_ctx, new)
+    assert store.locate(str(new.instance_uuid)) == "cell1"
+    assert homes(store, uid) == ["cell1"]

@@ -21,7 +21,9 @@ if loc.epoch == epoch then
 end
 if loc.store then return {'exists', loc.store} end
 if spec_rev(KEYS[1]) ~= nil then return {'exists', ARGV[1]} end
-write_spec(KEYS[1], ARGV[3], rev, ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9])
+-- (the key is absent: the first write is an HSET, which Redis refuses at its memory limit
+-- before anything was written; a DEL first would let every later write through)
+write_spec(KEYS[1], ARGV[3], rev, ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], true)
 make_live(KEYS[2], ARGV[1], rev, epoch)
 redis.call('HSET', KEYS[2], 'adopted_by', ARGV[10])
 return {'ok', rev, 'moved'}

@@ -12,6 +12,6 @@ if loc.move_id ~= ARGV[2] then
   return {'fenced', loc.store or ''}
 end
 if spec_rev(KEYS[2]) ~= nil then return {'exists', ARGV[1]} end
-write_spec(KEYS[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9])
+write_spec(KEYS[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], true)
 make_live(KEYS[1], ARGV[1], math.max(loc.rev, rev), loc.epoch)
 return {'ok', ARGV[4]}
