@@ -21,17 +21,29 @@ def node_clients(client: RedisClient) -> list[redis.Redis]:
     return [client]
 
 
+def scan_page(
+    nodes: list[redis.Redis],
+    position: ScanPosition,
+    pattern: str,
+    count: int,
+    *,
+    reply_errors: bool = False,
+) -> tuple[list[bytes], ScanPosition | None]:
+    """One SCAN call on node ``position.node`` of ``nodes`` (see :func:`node_clients`): the
+    keys it gave and where the scan stands after it (None once every node was seen)."""
+    with backend_errors(f"scan {pattern}", writes=False, reply_errors=reply_errors):
+        cursor, found = nodes[position.node].scan(
+            cursor=position.cursor, match=pattern, count=count
+        )
+    return cast(list[bytes], found), position_after(position.node, int(cursor), len(nodes))
+
+
 def scan_batches(
     client: RedisClient, pattern: str, count: int = 1000, start: ScanPosition | None = None
 ) -> Iterator[tuple[list[bytes], ScanPosition | None]]:
     """Yield (keys, position to resume after this batch; None once everything was seen)."""
     nodes = node_clients(client)
-    position = start or ScanPosition()
-    for index in range(position.node, len(nodes)):
-        cursor = position.cursor if index == position.node else 0
-        while True:
-            with backend_errors(f"scan {pattern}", writes=False):
-                cursor, found = nodes[index].scan(cursor=cursor, match=pattern, count=count)
-            yield cast(list[bytes], found), position_after(index, cursor, len(nodes))
-            if cursor == 0:
-                break
+    position: ScanPosition | None = start or ScanPosition()
+    while position is not None and position.node < len(nodes):
+        keys, position = scan_page(nodes, position, pattern, count)
+        yield keys, position

@@ -18,11 +18,11 @@ from specstore.core.calls import (
     Scripts,
     Steps,
 )
-from specstore.core.scan import ScanPosition, position_after
+from specstore.core.scan import ScanPosition
 from specstore.drivers import lua_sync
 from specstore.drivers.held import HeldConnections, held_connections
 from specstore.drivers.replies import throw_reply_error
-from specstore.drivers.scanning import node_clients
+from specstore.drivers.scanning import node_clients, scan_page
 from specstore.topology import Backend
 
 T = TypeVar("T")
@@ -80,12 +80,7 @@ def execute(request: Request) -> Any:
 
 def _scan(backend: Backend, request: ScanPage) -> tuple[list[bytes], ScanPosition | None]:
     nodes = node_clients(backend.client)
-    index = request.position.node
-    with backend_errors(f"scan {request.pattern}", writes=False, reply_errors=True):
-        cursor, keys = nodes[index].scan(
-            cursor=request.position.cursor, match=request.pattern, count=request.count
-        )
-    return cast(list[bytes], keys), position_after(index, int(cursor), len(nodes))
+    return scan_page(nodes, request.position, request.pattern, request.count, reply_errors=True)
 
 
 def _keyed(command: tuple[Any, ...]) -> dict[str, Any]:
