@@ -13,7 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from specstore.errors import CorruptDocumentError, IncompatibleSchemaError
+from specstore.core.keys import normalize_uuid
+from specstore.errors import CorruptDocumentError, IncompatibleSchemaError, InvalidUUIDError
 from specstore.model import RequestSpec, persisted_payload
 from specstore.model.base import SpecModel
 from specstore.serializers import DEFAULT_CODEC, MAGIC, json_codec
@@ -362,6 +363,16 @@ def _reference_normalize(text: str) -> str | None:
     return canonical if len(text) == 36 and text.lower() == canonical else None
 
 
+def _check_normalize(candidate: str) -> None:
+    """normalize_uuid gives what the uuid module says, or refuses what it refuses."""
+    expected = _reference_normalize(candidate)
+    if expected is None:
+        with pytest.raises(InvalidUUIDError):
+            normalize_uuid(candidate)
+    else:
+        assert normalize_uuid(candidate) == expected
+
+
 _UUID_EDITS = st.lists(
     st.tuples(st.booleans(), st.integers(0, 36), st.sampled_from("0aAfF9-{}gG: ")), max_size=3
 )
@@ -372,28 +383,17 @@ _UUID_EDITS = st.lists(
 def test_normalize_uuid_agrees_with_the_uuid_module(
     value: uuid.UUID, edits: list[tuple[bool, int, str]], upper: bool
 ) -> None:
-    from specstore.core.keys import normalize_uuid
-    from specstore.errors import InvalidUUIDError
-
     text = list(str(value).upper() if upper else str(value))
     for insert, position, char in edits:
         if insert:
             text.insert(position, char)
         else:
             text[min(position, len(text) - 1)] = char
-    candidate = "".join(text)
-    expected = _reference_normalize(candidate)
-    if expected is None:
-        with pytest.raises(InvalidUUIDError):
-            normalize_uuid(candidate)
-    else:
-        assert normalize_uuid(candidate) == expected
+    _check_normalize("".join(text))
 
 
 def test_normalize_uuid_refuses_every_one_character_miss() -> None:
-    from specstore.core.keys import normalize_uuid
-    from specstore.errors import InvalidUUIDError
-
+    """Every one-character replacement or insertion, against the uuid module."""
     canonical = str(uuid.UUID(int=0x0123456789ABCDEF0123456789ABCDEF))
     for position in range(len(canonical) + 1):
         for char in "0aAfF9-{}gG: \u0660":
@@ -401,9 +401,4 @@ def test_normalize_uuid_refuses_every_one_character_miss() -> None:
                 canonical[:position] + char + canonical[position + 1 :],
                 canonical[:position] + char + canonical[position:],
             ):
-                expected = _reference_normalize(candidate)
-                if expected is None:
-                    with pytest.raises(InvalidUUIDError):
-                        normalize_uuid(candidate)
-                else:
-                    assert normalize_uuid(candidate) == expected
+                _check_normalize(candidate)
