@@ -19,6 +19,7 @@ import contextlib
 import re
 import threading
 from collections.abc import Iterator, Sequence
+from types import TracebackType
 from typing import Any, Protocol, TypeAlias
 from urllib.parse import urlsplit
 
@@ -171,17 +172,33 @@ def _before_send(exc: redis.RedisError) -> bool:
     )
 
 
-@contextlib.contextmanager
-def backend_errors(operation: str, *, writes: bool, reply_errors: bool = False) -> Iterator[None]:
+class _BackendErrors:
+    """:func:`backend_errors` (a class: every Redis call goes through one, and a generator-based
+    context manager costs each of them about 1 us)."""
+
+    __slots__ = ("operation", "reply_errors", "writes")
+
+    def __init__(self, operation: str, writes: bool, reply_errors: bool) -> None:
+        self.operation, self.writes, self.reply_errors = operation, writes, reply_errors
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if not isinstance(exc, redis.RedisError):
+            return  # (nothing, or not redis-py's: it goes on as it is)
+        if self.reply_errors and isinstance(exc, redis.ResponseError):
+            return
+        may_have_written = self.writes and not _before_send(exc)
+        raise BackendError(self.operation, exc, may_have_written=may_have_written) from exc
+
+
+def backend_errors(operation: str, *, writes: bool, reply_errors: bool = False) -> _BackendErrors:
     """Turn redis-py failures inside the block into :class:`BackendError`; with
     ``reply_errors`` an error reply of Redis (``ResponseError``) passes as it is."""
-    try:
-        yield
-    except redis.RedisError as exc:
-        if reply_errors and isinstance(exc, redis.ResponseError):
-            raise
-        may_have_written = writes and not _before_send(exc)
-        raise BackendError(operation, exc, may_have_written=may_have_written) from exc
+    return _BackendErrors(operation, writes, reply_errors)
 
 
 def is_wrong_type(exc: BaseException) -> bool:
