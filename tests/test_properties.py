@@ -402,3 +402,19 @@ def test_normalize_uuid_refuses_every_one_character_miss() -> None:
                 canonical[:position] + char + canonical[position:],
             ):
                 _check_normalize(candidate)
+
+
+@given(st.lists(st.integers(0, 253402300799_999_999_999), min_size=1, max_size=5))
+def test_utc_now_writes_what_datetime_writes(moments: list[int]) -> None:
+    """The store's clock against datetime's own ISO text, for any instants (nanoseconds since
+    the epoch, up to the year 9999), read one after the other (its cache of the second)."""
+    from specstore.core import operations
+
+    epoch = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+    for nanos in moments:
+        expected = (epoch + dt.timedelta(microseconds=nanos // 1000)).isoformat(
+            timespec="microseconds"
+        )
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(operations.time, "time_ns", lambda nanos=nanos: nanos)
+            assert operations.utc_now() == expected

@@ -11,6 +11,7 @@ move of :mod:`specstore.core.two_phase`.
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Generic, Self, TypeVar
 from uuid import UUID
@@ -75,8 +76,19 @@ MOVE_LEASE_SECONDS = 30.0
 
 
 def utc_now() -> str:
-    """Timestamp written to ``created_at`` / ``updated_at`` (ISO 8601, UTC, microseconds)."""
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds")
+    """Timestamp written to ``created_at`` / ``updated_at`` (ISO 8601, UTC, microseconds):
+    what ``datetime.now(timezone.utc).isoformat(timespec="microseconds")`` gives, its date and
+    time of day made once per second."""
+    second, micros = divmod(time.time_ns() // 1000, 1_000_000)
+    cached = _SECOND_TEXT[0]
+    if cached[0] != second:
+        moment = dt.datetime.fromtimestamp(second, dt.timezone.utc)
+        cached = _SECOND_TEXT[0] = (second, moment.strftime("%Y-%m-%dT%H:%M:%S"))
+    return f"{cached[1]}.{micros:06d}+00:00"
+
+
+_SECOND_TEXT: list[tuple[int, str]] = [(-1, "")]
+"""The last second :func:`utc_now` wrote, and its text (replaced whole: threads see a pair)."""
 
 
 class StoreState(Generic[B, C]):
