@@ -124,7 +124,7 @@ def pack(args: Sequence[Any]) -> bytes:
     Numbers are sent as their text: hiredis's packer can crash the process when a signal
     handler raises while it formats an int."""
     assert _hiredis_pack is not None
-    return _hiredis_pack(tuple(str(a) if type(a) is int else a for a in args))
+    return _hiredis_pack(tuple([str(a) if type(a) is int else a for a in args]))
 
 
 HAS_PACKER = _hiredis_pack is not None
