@@ -676,7 +676,7 @@ def inspect(
             "user_id": stored.user_id,
             "created_at": stored.created_at,
             "updated_at": stored.updated_at,
-            "document": json_codec.to_json_document(stored.spec, store.codec),
+            "document": json_codec.to_json_document(stored.spec, store.codec, fresh=True),
         }
     typer.echo(json.dumps(output, indent=2))
 

@@ -275,7 +275,7 @@ class RecordEncoder:
         codec = self.codec
         spec = _decode_own(doc, item["instance_uuid"], codec)
         if self.jsonl:
-            item["document"] = json_codec.to_json_document(spec, codec)
+            item["document"] = json_codec.to_json_document(spec, codec, fresh=True)
             return _json_bytes(item, fast=False)
         item["doc"] = doc
         return ormsgpack.packb(item)

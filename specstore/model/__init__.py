@@ -8,6 +8,7 @@ from specstore.model.persistence import (
     TRANSIENT_FIELDS,
     TRANSIENT_GROUP_FIELDS,
     keep_transient,
+    persisted_exclude,
     persisted_payload,
     strip_transient,
 )
@@ -51,6 +52,7 @@ __all__ = [
     "SchedulerLimits",
     "SchedulerRetries",
     "keep_transient",
+    "persisted_exclude",
     "persisted_payload",
     "strip_transient",
 ]

@@ -29,8 +29,12 @@ def persisted_payload(
     Leaving defaults out keeps documents small; it makes each field's default part of the
     schema, so changing a default is a schema change (a new version with a migration step).
     """
-    exclude = _EXCLUDE if spec.instance_group is None else _EXCLUDE_WITH_GROUP
-    return spec.model_dump(mode=mode, exclude=exclude, exclude_defaults=True)
+    return spec.model_dump(mode=mode, exclude=persisted_exclude(spec), exclude_defaults=True)
+
+
+def persisted_exclude(spec: RequestSpec) -> dict[str, Any]:
+    """What ``model_dump`` leaves out of ``spec`` for :func:`persisted_payload`."""
+    return _EXCLUDE if spec.instance_group is None else _EXCLUDE_WITH_GROUP
 
 
 _EXCLUDE: dict[str, Any] = dict.fromkeys(TRANSIENT_FIELDS, True)
@@ -52,6 +56,7 @@ __all__ = [
     "TRANSIENT_FIELDS",
     "TRANSIENT_GROUP_FIELDS",
     "keep_transient",
+    "persisted_exclude",
     "persisted_payload",
     "strip_transient",
 ]

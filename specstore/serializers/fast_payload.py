@@ -25,8 +25,9 @@ from collections.abc import Callable
 from typing import Any, Literal, Union
 from uuid import UUID
 
+import annotated_types
 import ormsgpack
-from pydantic import AwareDatetime, BaseModel
+from pydantic import AfterValidator, AwareDatetime, BaseModel, WrapValidator
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 from typing_extensions import TypeAliasType
@@ -38,34 +39,73 @@ from specstore.model import (
     RequestSpec,
     persisted_payload,
 )
-from specstore.model.base import MAX_FREEFORM_DEPTH
+from specstore.model.base import MAX_FREEFORM_DEPTH, FreeformMap, SortedDict, StrMap
+from specstore.model.request_spec import SchedulerHints
 from specstore.serializers.envelope import EXT_UUID
 
 _SCALARS = (str, int, float, bool, UUID, dt.datetime, AwareDatetime, type(None))
 
 
 class _UnsupportedError(Exception):
-    """An annotation the generator has no statement for."""
+    """An annotation the generator has no statement for, or a value it is not sure of."""
 
 
-def _freeform(value: Any, depth: int = 0) -> Any:
-    """A copy of a free-form value with plain dicts and lists (what pydantic dumps)."""
-    kind = type(value)
-    if depth > MAX_FREEFORM_DEPTH + 1:
-        raise _UnsupportedError("free-form value nested too deep for the fast path")
-    if kind is list:
-        return [_freeform(v, depth + 1) for v in value]
-    if isinstance(value, dict):
-        return {k: _freeform(v, depth + 1) for k, v in value.items()}
+# -- what goes into a container is checked ----------------------------------------------------
+# Assignments are validated by the model (validate_assignment), but what is put into a list,
+# set or dict in place is not: ``spec.security_groups.append(5)`` or ``hints["x"] = uuid``
+# would be written as it is, giving a document no reader accepts. So every item of a
+# container is checked against the declared type (exact types, as validation leaves them;
+# bounds of constrained integers; container lengths; the map validators), and anything else
+# makes the caller take the general path, which validates the whole spec.
+
+_Kind = tuple[frozenset[type], "int | None"]
+"""A scalar item's allowed types and, for integers, the lowest value allowed."""
+
+
+def _length(value: Any, shortest: int, longest: int | None) -> Any:
+    if len(value) < shortest or (longest is not None and len(value) > longest):
+        raise _UnsupportedError("length")
     return value
 
 
-def _flat_freeform(value: dict[str, Any]) -> dict[str, Any]:
-    for item in value.values():
-        if type(item) is list or isinstance(item, dict):
-            result: dict[str, Any] = _freeform(value)
-            return result
-    return dict(value)
+_FREEFORM_SCALARS = frozenset({str, bool, int, float, type(None)})
+
+
+def _freeform(value: Any, depth: int = 1) -> Any:
+    """A copy of a free-form value with plain dicts and lists (what pydantic dumps), checked:
+    JSON values only, text keys, nested no deeper than the model allows."""
+    kind = type(value)
+    if kind in _FREEFORM_SCALARS:
+        return value
+    if depth > MAX_FREEFORM_DEPTH:
+        raise _UnsupportedError("free-form value nested too deep")
+    if kind is list:
+        return [_freeform(v, depth + 1) for v in value]
+    if isinstance(value, dict) and _TEXT.issuperset(map(type, value)):
+        return {k: _freeform(v, depth + 1) for k, v in value.items()}
+    raise _UnsupportedError(f"free-form {kind.__name__}")
+
+
+_TEXT = frozenset({str})
+
+
+def _flat_freeform(value: Any) -> dict[str, Any]:
+    """A checked copy of a free-form map (a field's own SortedDict: its keys are in order)
+    in canonical order: its nested maps key-sorted too."""
+    if type(value) is not SortedDict or not _TEXT.issuperset(map(type, value)):
+        raise _UnsupportedError("free-form map")
+    if _FREEFORM_SCALARS.issuperset(map(type, value.values())):
+        return dict(value)
+    return {k: _canonical(_freeform(v)) for k, v in value.items()}
+
+
+def _canonical(value: Any) -> Any:
+    """``value`` (plain dicts and lists, checked) with every map key-sorted."""
+    if type(value) is list:
+        return [_canonical(v) for v in value]
+    if type(value) is dict:
+        return {k: _canonical(value[k]) for k in sorted(value)}
+    return value
 
 
 def _strip_optional(annotation: Any) -> tuple[Any, bool]:
@@ -78,11 +118,20 @@ def _strip_optional(annotation: Any) -> tuple[Any, bool]:
     return annotation, False
 
 
+def _metadata(annotation: Any) -> tuple[Any, list[Any]]:
+    """(base annotation, its metadata with FieldInfo objects opened up)."""
+    found: list[Any] = []
+    while typing.get_origin(annotation) is typing.Annotated:
+        annotation, *meta = typing.get_args(annotation)
+        for item in meta:
+            found.extend(item.metadata if isinstance(item, FieldInfo) else [item])
+    return annotation, found
+
+
 def _is_scalar(annotation: Any) -> bool:
+    annotation = _metadata(annotation)[0]
     if typing.get_origin(annotation) is Literal:
         return all(isinstance(a, str) for a in typing.get_args(annotation))
-    if typing.get_origin(annotation) is typing.Annotated:
-        return _is_scalar(typing.get_args(annotation)[0])
     return (
         isinstance(annotation, type)
         and issubclass(annotation, _SCALARS)
@@ -90,41 +139,118 @@ def _is_scalar(annotation: Any) -> bool:
     )
 
 
+_KNOWN_WRAPS = frozenset({typing.get_args(SchedulerHints)[1].func})
+"""Wrap validators that only normalise what they are given (a bare hint value to a list) and
+sort the map: the declared type, checked strictly, is at least as strict."""
+_SORTING_ONLY = frozenset({typing.get_args(StrMap)[1].func})
+"""After validators that only put a map in key order (what a SortedDict keeps itself)."""
+_DONE_BY_FREEFORM = frozenset({typing.get_args(FreeformMap)[1].func})
+"""The free-form map's validator: :func:`_flat_freeform` checks and orders what it does."""
+
+
+def _item_kind(annotation: Any) -> _Kind:
+    """The check of a scalar item (in a container) declared as ``annotation``."""
+    base, meta = _metadata(annotation)
+    lowest: int | None = None
+    for item in meta:
+        if isinstance(item, annotated_types.Ge) and type(item.ge) is int:
+            lowest = item.ge
+        elif isinstance(item, annotated_types.Gt) and type(item.gt) is int:
+            lowest = item.gt + 1
+        else:
+            raise _UnsupportedError(f"item constraint {item!r}")
+    if base in (str, UUID, bool) and lowest is None:
+        return frozenset({base}), None
+    if base is int:
+        return frozenset({int}), lowest
+    raise _UnsupportedError(f"container item {annotation!r}")
+
+
+_UUID_EXT = f"_Ext({EXT_UUID}, {{var}}.int.to_bytes(16, 'big'))"
+
+
 def _expression(annotation: Any, var: str, names: dict[str, Any], make: Callable[..., str]) -> str:
     """Python text that dumps ``var`` declared as ``annotation`` (never None here)."""
-    origin = typing.get_origin(annotation)
+    base, meta = _metadata(annotation)
+    if meta:
+        return _constrained(base, meta, var, names, make)
     if annotation is UUID and names["_uuid_ext"]:
-        return f"_Ext({EXT_UUID}, {var}.int.to_bytes(16, 'big')) if type({var}) is _UUID else {var}"
-    if origin is typing.Annotated:
-        base, *meta = typing.get_args(annotation)
-        if typing.get_origin(base) is set:
-            if not any(getattr(m, "func", None) is sorted for m in meta):
-                raise _UnsupportedError(f"set without the sorted serializer: {annotation!r}")
-            return f"sorted({var})"
-        return _expression(base, var, names, make)
+        return f"{_UUID_EXT.format(var=var)} if type({var}) is _UUID else {var}"
     if _is_scalar(annotation):
-        return var
-    if isinstance(annotation, TypeAliasType):
-        return f"_freeform({var})"
+        return var  # (a field's own value: validated when it was assigned)
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return f"{make(annotation)}({var})"
+    origin = typing.get_origin(annotation)
     if origin is list:
         (item,) = typing.get_args(annotation)
-        if _is_scalar(item) and not (item is UUID and names["_uuid_ext"]):
-            return f"list({var})"
-        inner = _expression(item, "x", names, make)
-        return f"[{inner} for x in {var}]"
+        if item is UUID and names["_uuid_ext"]:
+            inner = f"{_UUID_EXT.format(var='x')} if type(x) is _UUID else _unsure()"
+        elif _is_scalar(item):
+            check = _items_check(item, var, names)
+            return f"(list({var}) if type({var}) is list and {check} else _unsure())"
+        else:
+            inner = _expression(item, "x", names, make)
+        return f"[{inner} for x in ({var} if type({var}) is list else _unsure())]"
     if origin is dict:
         key, value = typing.get_args(annotation)
-        if not _is_scalar(key):
-            raise _UnsupportedError(f"dict key {key!r}")
         if isinstance(value, TypeAliasType):
             return f"_flat_freeform({var})"
+        keys = f"isinstance({var}, dict) and {_items_check(key, var, names)}"
         if _is_scalar(value):
-            return f"dict({var})"
+            values = _items_check(value, f"{var}.values()", names)
+            return f"(dict({var}) if {keys} and {values} else _unsure())"
         inner = _expression(value, "x", names, make)
-        return f"{{k: {inner} for k, x in {var}.items()}}"
+        return f"{{k: {inner} for k, x in ({var} if {keys} else _unsure()).items()}}"
     raise _UnsupportedError(f"annotation {annotation!r}")
+
+
+def _constrained(
+    base: Any, meta: list[Any], var: str, names: dict[str, Any], make: Callable[..., str]
+) -> str:
+    """:func:`_expression` of ``base`` under the metadata ``meta`` (constraints, validators
+    and the sorted serializer of sets)."""
+    if _is_scalar(base):
+        return var  # (a field's own value: validated when it was assigned)
+    if typing.get_origin(base) is set:
+        if not any(getattr(m, "func", None) is sorted for m in meta):
+            raise _UnsupportedError(f"set without the sorted serializer: {base!r}")
+        (item,) = typing.get_args(base)
+        check = _items_check(item, var, names)
+        return f"(sorted({var}) if type({var}) is set and {check} else _unsure())"
+    expr = _expression(base, var, names, make)
+    for item in meta:
+        if isinstance(item, annotated_types.MinLen):
+            expr = f"_length({expr}, {item.min_length}, None)"
+        elif isinstance(item, annotated_types.MaxLen):
+            expr = f"_length({expr}, 0, {item.max_length})"
+        elif isinstance(item, AfterValidator) and item.func in _DONE_BY_FREEFORM:
+            pass
+        elif isinstance(item, AfterValidator):
+            function = f"_after_{len(names)}"
+            names[function] = item.func
+            if item.func in _SORTING_ONLY:  # a SortedDict is in order already
+                expr = f"({expr} if type({var}) is _SortedDict else {function}({expr}))"
+            else:
+                expr = f"{function}({expr})"  # (it checks, and gives the canonical order)
+        elif not (isinstance(item, WrapValidator) and item.func in _KNOWN_WRAPS):
+            raise _UnsupportedError(f"metadata {item!r} of {base!r}")
+    return expr
+
+
+def _items_check(annotation: Any, items: str, names: dict[str, Any]) -> str:
+    """Python text that is true when every item of ``items`` (scalars) is as ``annotation``
+    declares it: its exact type, and the lowest value of a constrained integer."""
+    types, lowest = _item_kind(annotation)
+    name = f"_types_{len(names)}"
+    names[name] = types
+    check = f"{name}.issuperset(map(type, {items}))"
+    if lowest is not None:
+        check += f" and (not {items} or min({items}) >= {lowest})"
+    return check
+
+
+def _unsure() -> Any:
+    raise _UnsupportedError("item")
 
 
 def _field_annotation(info: FieldInfo) -> Any:
@@ -143,6 +269,9 @@ class _Generator:
             "_UUID": UUID,
             "_freeform": _freeform,
             "_flat_freeform": _flat_freeform,
+            "_length": _length,
+            "_unsure": _unsure,
+            "_SortedDict": SortedDict,
             "_UnsupportedError": _UnsupportedError,
         }
         self.lines: list[str] = []
@@ -234,6 +363,15 @@ def fast_payload(spec: RequestSpec) -> dict[str, Any]:
         return _DUMP(spec)
     except Exception:  # anything unusual: pydantic's dump decides (or raises)
         return persisted_payload(spec)
+
+
+def checked_payload(spec: RequestSpec) -> dict[str, Any] | None:
+    """:func:`fast_payload` when the generated builder vouches for the spec (every container
+    item checked); None otherwise (the caller validates the spec)."""
+    try:
+        return _DUMP(spec)
+    except Exception:
+        return None
 
 
 def msgpack_payload(spec: RequestSpec) -> dict[str, Any] | None:

@@ -46,8 +46,12 @@ def parse_version(text: object) -> Version:
     return int(match[1]), int(match[2])
 
 
-def to_json_document(spec: RequestSpec, codec: DocumentCodec = DEFAULT_CODEC) -> dict[str, Any]:
-    version, payload = codec.payload_for_write(spec, mode="json")
+def to_json_document(
+    spec: RequestSpec, codec: DocumentCodec = DEFAULT_CODEC, *, fresh: bool = False
+) -> dict[str, Any]:
+    """The JSON document of ``spec`` (``fresh``: it was just decoded, see
+    :meth:`DocumentCodec.payload_for_write`)."""
+    version, payload = codec.payload_for_write(spec, mode="json", fresh=fresh)
     if spec.newer_minor_fields is not None:
         payload = _jsonable(payload)  # fields kept from a newer minor version are raw values
     return {"schema": codec.schema, "version": format_version(version), "spec": payload}

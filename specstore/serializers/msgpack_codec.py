@@ -6,8 +6,8 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from specstore.errors import CorruptDocumentError, IncompatibleSchemaError
-from specstore.model import RequestSpec, persisted_payload
+from specstore.errors import CorruptDocumentError, IncompatibleSchemaError, InvalidSpecError
+from specstore.model import RequestSpec, persisted_exclude, persisted_payload
 from specstore.serializers.envelope import (
     DEFAULT_LIMITS,
     CurrentReader,
@@ -20,7 +20,7 @@ from specstore.serializers.envelope import (
     format_version,
     pack_document,
 )
-from specstore.serializers.fast_payload import fast_payload, msgpack_payload
+from specstore.serializers.fast_payload import checked_payload, fast_payload, msgpack_payload
 from specstore.serializers.migrations import MigrationRegistry
 from specstore.serializers.schemas import REGISTRY
 from specstore.serializers.schemas.request_spec import SCHEMA
@@ -80,13 +80,15 @@ class DocumentCodec:
         return version, encode_envelope(self.schema, version, payload, self.limits)
 
     def payload_for_write(
-        self, spec: RequestSpec, mode: Literal["python", "json"] = "python"
+        self, spec: RequestSpec, mode: Literal["python", "json"] = "python", *, fresh: bool = False
     ) -> tuple[Version, dict[str, Any]]:
         """(version to write, payload): downgraded when pinned, newer-minor fields re-emitted.
 
         ``mode="json"`` gives JSON-ready values (unknown fields are passed through as read).
+        A spec that does not validate raises :class:`InvalidSpecError` (``fresh``: it was
+        just decoded and not changed since, so it is not checked again).
         """
-        payload = fast_payload(spec) if mode == "python" else persisted_payload(spec, mode)
+        payload = self._checked_payload(spec, mode, fresh)
         if self.write_version != self.current_version:
             return self.write_version, self.registry.downgrade(
                 self.schema, payload, self.write_version
@@ -97,6 +99,36 @@ class DocumentCodec:
         source_version, unknown = kept
         merge_unknown(payload, unknown, self.model)
         return source_version, payload
+
+    def _checked_payload(
+        self, spec: RequestSpec, mode: Literal["python", "json"], fresh: bool
+    ) -> dict[str, Any]:
+        """The persisted payload of a spec that validates.
+
+        Assignments are validated by the model, but what is put into a spec's lists, sets and
+        maps in place is not: written as it is, it would give a document no reader accepts.
+        The generated payload builder checks every container item; when it cannot vouch for
+        the spec, the spec is validated as a whole here (bad data is refused with
+        :class:`InvalidSpecError`, data the model normalises is written normalised)."""
+        if mode == "python":
+            payload = checked_payload(spec)
+            if payload is not None:
+                return payload
+        if fresh:
+            return persisted_payload(spec, mode)
+        try:
+            dumped = spec.model_dump(
+                mode="python",
+                exclude=persisted_exclude(spec),
+                exclude_defaults=True,
+                warnings=False,
+            )
+            valid = self.model.__pydantic_validator__.validate_python(dumped)
+        except ValidationError as exc:
+            raise InvalidSpecError(f"the spec does not validate: {_summary(exc)}") from exc
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise InvalidSpecError(f"the spec cannot be written: {exc}") from exc
+        return fast_payload(valid) if mode == "python" else persisted_payload(valid, mode)
 
     # -- decode ------------------------------------------------------------------------------
 
