@@ -10,6 +10,7 @@ import re
 from typing import cast
 
 import redis
+from redis.cluster import RedisCluster
 
 from specstore.core.keys import Keyspace, normalize_uuid
 from specstore.core.records import StoredSpec, parse_record
@@ -21,7 +22,9 @@ _AUXILIARY = re.compile(r"[a-z_]+:\{[0-9a-f-]{36}\}")
 SPEC_FIELDS = {b"doc", b"rev", b"schema", b"project_id", b"user_id", b"created_at", b"updated_at"}
 
 
-def audit_keyspace(client: redis.Redis, keys: Keyspace | None = None) -> dict[str, StoredSpec]:
+def audit_keyspace(
+    client: redis.Redis | RedisCluster, keys: Keyspace | None = None
+) -> dict[str, StoredSpec]:
     """Every spec found (uuid -> stored spec); AssertionError naming every problem.
 
     Problems: a key of unknown shape (other per-instance keys, e.g. a fence, are let be), a
@@ -66,8 +69,9 @@ def audit_keyspace(client: redis.Redis, keys: Keyspace | None = None) -> dict[st
         if len(copies) != 1:
             problems.append(f"spec {uid} has {len(copies)} homes: {stores}")
         if locations.get(uid) not in stores:
-            problems.append(f"spec {uid} lives in {stores}, location record says "
-                            f"{locations.get(uid)!r}")
+            problems.append(
+                f"spec {uid} lives in {stores}, location record says {locations.get(uid)!r}"
+            )
         found[uid] = copies[0]
     for uid, home in locations.items():
         if uid not in hashes:

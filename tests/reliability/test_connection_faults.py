@@ -1,9 +1,17 @@
-"""Connection faults between the store and a real redis-server, injected by a TCP proxy.
+"""Connection faults between the store and a real Redis, injected by a TCP proxy.
 
-The store talks to the server through :class:`~tests.support.tcp_proxy.TcpProxy` with short
-timeouts (0.5 s); the test checks the server directly. Faults: connections refused, connects
-that time out, requests black-holed (the reply never comes), replies dropped after the request
-ran, connections cut mid-request, and the server SIGKILLed and restarted behind the proxy.
+Each test runs for both stores (the blocking ``SpecStore`` and the ``AsyncSpecStore``) on one
+redis-server and on a 3-master Redis Cluster. The store talks to Redis through
+:class:`~tests.support.tcp_proxy.TcpProxy` with short timeouts (0.5 s); the test checks the
+servers directly. On the cluster every node sits behind its own proxy and announces the proxy's
+port, so every connection of the cluster client (slot-map refreshes included) goes through one;
+the faults hit the proxy of the master owning the test's specs (all of them live in its slots),
+as when one node's link fails: the client may refresh its slot map through the other nodes, as
+it would in production (one test takes every node away at once).
+
+Faults: connections refused, connects that time out, requests black-holed (the reply never
+comes), replies dropped after the request ran, connections cut mid-request, and the server
+SIGKILLed and restarted behind the proxy.
 
 What must hold: every failure is a :class:`BackendError` (never a raw redis-py error);
 ``may_have_written`` is False for reads and for failures before the request was sent, True for
@@ -22,10 +30,13 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import redis
+from redis.cluster import RedisCluster
+from redis.crc import key_slot
+from redis.exceptions import RedisClusterException
 
 from specstore import (
     BackendError,
@@ -37,9 +48,12 @@ from specstore import (
     SpecStore,
 )
 from specstore.core import lua
+from specstore.core.results import BatchCreate
+from specstore.errors import BatchWriteError
 from specstore.model import strip_transient
 from tests.factories import typical_spec
 from tests.reliability import audit_keyspace
+from tests.support.redis_cluster import ProxiedCluster, start_proxied_cluster
 from tests.support.redis_server import RedisServer, start_server
 from tests.support.tcp_proxy import TcpProxy
 from tests.support.through_async import ThroughAsync
@@ -54,27 +68,86 @@ CELL = "cell1"
 @dataclass
 class Rig:
     server: RedisServer
+    """The server the faults hit (on a cluster: the master owning every spec of the test)."""
     proxy: TcpProxy
+    """The proxy in front of ``server``, where the faults are injected."""
     store: SpecStore
-    admin: redis.Redis
+    admin: redis.Redis | RedisCluster
+    """Reaches every server directly (not through a proxy)."""
     ctx: RequestContext
-    kind: str = "sync"
+    kind: str = "redis"
+    cluster: ProxiedCluster | None = None
+    slots: tuple[int, int] = (0, 16383)
+    """The slots of ``server`` (on a cluster): every spec of the test hashes into them."""
     kills: int = 0
+    stale_calls: int = 0
+    """Calls of :meth:`warm` that failed on a connection closed while it was idle."""
     pending_cut: threading.Timer | None = None
 
+    @property
+    def proxies(self) -> list[TcpProxy]:
+        return self.cluster.proxies if self.cluster is not None else [self.proxy]
+
     def new_store(self) -> SpecStore:
-        return store_through_proxy(self.proxy, self.kind)
+        return store_through_proxy(self.url, self.kind)
+
+    @property
+    def url(self) -> str:
+        return self.cluster.url if self.cluster is not None else self.proxy.url
+
+    def on_server(self, uid: str) -> bool:
+        """The keys of ``uid`` live on ``server``."""
+        return self.slots[0] <= key_slot(uid.encode()) <= self.slots[1]
+
+    def new_uuid(self) -> str:
+        """A new instance UUID whose keys live on ``server``."""
+        while True:
+            candidate = str(uuid.uuid4())
+            if self.on_server(candidate):
+                return candidate
+
+    def new_spec(self) -> RequestSpec:
+        """A new spec (not stored) whose keys live on ``server``."""
+        spec = strip_transient(typical_spec())
+        if self.cluster is None:
+            return spec
+        return spec.model_copy(update={"instance_uuid": uuid.UUID(self.new_uuid())})
+
+    def heal(self) -> None:
+        for proxy in self.proxies:
+            proxy.heal()
 
     def warm(self) -> None:
         """Make sure the store's pool holds a live connection (and the scripts are loaded)."""
         if self.pending_cut is not None:  # a cut still closing links would cut the new ones
             self.pending_cut.join()
             self.pending_cut = None
-        self.proxy.forward()
-        self.proxy.accept_again()
-        self.store.locate(uuid.uuid4())  # the pool's connection
+        for proxy in self.proxies:
+            proxy.forward()
+            proxy.accept_again()
+        try:
+            self._touch()
+        except BackendError:
+            # redis.asyncio's cluster client hands out, once, the idle connections a restart or
+            # a fault closed (test_the_first_call_after_a_restart_succeeds); the failed call
+            # dropped them all
+            if self.kind != "cluster-async":
+                raise
+            self.stale_calls += 1
+            self._touch()
+
+    def _touch(self) -> None:
+        self.store.locate(self.new_uuid())  # the pool's connection
         with contextlib.suppress(SpecNotFoundError):  # the connection held for single calls
-            self.store.get(self.ctx, uuid.uuid4())
+            self.store.get(self.ctx, self.new_uuid())
+
+    def scripts_loaded(self) -> bool:
+        """SAVE's script is in the script cache of ``server``."""
+        client = self.server.client()
+        try:
+            return bool(client.script_exists(lua.SAVE.sha) == [True])
+        finally:
+            client.close()
 
     def snapshot(self, uid: str) -> dict[str, Any]:
         """The spec hashes and location record of ``uid`` on the server, with their content."""
@@ -91,7 +164,7 @@ class Rig:
 
     def created(self, home: str = "api") -> RequestSpec:
         """A new spec stored (directly, without faults) in ``home``; returns it at rev 1."""
-        spec = strip_transient(typical_spec())
+        spec = self.new_spec()
         self.proxy.forward()
         self.store.create(self.ctx, spec)
         if home != "api":
@@ -108,42 +181,132 @@ def server_and_proxy() -> Iterator[tuple[RedisServer, TcpProxy]]:
     server.discard(kill=True)
 
 
+@pytest.fixture(scope="module")
+def proxied_cluster() -> Iterator[ProxiedCluster]:
+    """One 3-master cluster behind proxies for the module (AOF, fsync always)."""
+    cluster = start_proxied_cluster(extra_args=AOF)
+    yield cluster
+    cluster.stop()
+
+
 FAULT_TOTALS: dict[str, int] = {}
 
 
-def store_through_proxy(proxy: TcpProxy, kind: str) -> SpecStore:
-    """A SpecStore ("sync") or an AsyncSpecStore ("async") reaching the server through
-    ``proxy``, with short timeouts."""
+def store_through_proxy(url: str, kind: str) -> SpecStore:
+    """A SpecStore (kind "redis" / "cluster") or an AsyncSpecStore ("redis-async" /
+    "cluster-async") reaching Redis at ``url`` (a proxy's), with short timeouts."""
     options: dict[str, Any] = {"socket_timeout": TIMEOUT, "socket_connect_timeout": TIMEOUT}
-    if kind == "async":
-        return ThroughAsync.on(proxy.url, client=options)
-    return SpecStore.from_url(proxy.url, **options)
+    if kind.endswith("-async"):
+        return ThroughAsync.on(url, client=options)
+    return SpecStore.from_url(url, **options)
 
 
-@pytest.fixture(params=["sync", "async"])
-def rig(
-    server_and_proxy: tuple[RedisServer, TcpProxy], request: pytest.FixtureRequest
-) -> Iterator[Rig]:
-    server, proxy = server_and_proxy
-    proxy.heal()
-    faults_before = proxy.faults
-    store = store_through_proxy(proxy, request.param)
-    admin = server.client()
+_STALE_ASYNC_CLUSTER = (
+    "redis.asyncio's cluster client hands out an idle connection the server or the network "
+    "closed (ClusterNode.acquire_connection checks nothing; specstore's checked connections "
+    "serve only plain redis.asyncio.Redis): the command is sent into the closed socket, fails "
+    "with 'Connection closed by server', and a write cannot tell it never ran"
+)
+_RAW_CLUSTER_EXCEPTION = (
+    "no node reachable: the cluster client's slot-map refresh raises RedisClusterException "
+    "(not a RedisError), which specstore.connection.backend_errors lets through untyped"
+)
+KNOWN_GAPS: dict[tuple[str, str, str], str] = {
+    ("cluster", "test_reads_fail_typed_and_say_nothing_was_written", "get_many/drop-reply"): (
+        "redis-py's ClusterPipeline re-sends, one by one through execute_command, every "
+        "command whose reply was a ConnectionError/TimeoutError (redis/cluster.py, "
+        "PipelineStrategy._send_cluster_commands, whatever `retry` says): the read succeeds"
+    ),
+    (
+        "cluster",
+        "test_writes_failing_before_sending_say_nothing_was_written",
+        "handshake-timeout",
+    ): (
+        "RedisCluster installs its own redis_connect_func (RedisCluster.on_connect) and "
+        "specstore.connection.connect gives cluster clients no _handshake: a handshake that "
+        "times out is a plain TimeoutError, taken as sent"
+    ),
+    **{
+        ("cluster-async", "test_writes_failing_before_sending_say_nothing_was_written", f): (
+            _STALE_ASYNC_CLUSTER
+        )
+        for f in ("refused", "connect-timeout", "handshake-timeout")
+    },
+    ("cluster-async", "test_the_first_call_after_a_restart_succeeds", ""): _STALE_ASYNC_CLUSTER,
+    ("cluster", "test_every_node_unreachable_fails_typed", ""): _RAW_CLUSTER_EXCEPTION,
+    ("cluster-async", "test_every_node_unreachable_fails_typed", ""): _RAW_CLUSTER_EXCEPTION,
+    (
+        "cluster",
+        "test_a_batch_over_every_master_with_one_node_failing_says_what_landed",
+        "refused",
+    ): (
+        "specstore/drivers/lua_sync._cluster_pipelines sends one pipeline per master in turn; "
+        "when a later master cannot be reached the whole call raises that error (before "
+        "sending: nothing written), and every spec is reported failed -- also those the "
+        "earlier masters created"
+    ),
+}
+"""(store kind, test, fault or read/fault) -> why that guarantee does not hold there: the test
+is a strict xfail, so it fails as soon as the gap is closed."""
+
+
+def mark_known_gap(request: pytest.FixtureRequest, kind: str) -> None:
+    callspec = getattr(request.node, "callspec", None)
+    params = callspec.params if callspec is not None else {}
+    test = request.node.originalname
+    reason = KNOWN_GAPS.get((kind, test, str(params.get("fault", ""))))
+    if reason is None:
+        reason = KNOWN_GAPS.get((kind, test, f"{params.get('read')}/{params.get('fault')}"))
+    if reason is not None:
+        request.node.add_marker(pytest.mark.xfail(strict=True, reason=reason))
+
+
+KINDS = [
+    "redis",
+    "redis-async",
+    pytest.param("cluster", marks=pytest.mark.cluster),
+    pytest.param("cluster-async", marks=pytest.mark.cluster),
+]
+
+
+@pytest.fixture(params=KINDS)
+def rig(request: pytest.FixtureRequest) -> Iterator[Rig]:
+    kind: str = request.param
+    mark_known_gap(request, kind)
+    cluster: ProxiedCluster | None = None
+    admin: redis.Redis | RedisCluster
+    if kind.startswith("cluster"):
+        cluster = request.getfixturevalue("proxied_cluster")
+        assert cluster is not None
+        server = cluster.servers[0]
+        proxy = cluster.proxy_of(server)
+        admin = cluster.admin()
+        (slots,) = cluster.slot_ranges(server)  # (one range: the tests reshard nothing)
+        url = cluster.url
+    else:
+        server, proxy = request.getfixturevalue("server_and_proxy")
+        admin = server.client()
+        slots = (0, 16383)
+        url = proxy.url
+    for each in cluster.proxies if cluster is not None else [proxy]:
+        each.heal()
+    faults_before = sum(p.faults for p in (cluster.proxies if cluster else [proxy]))
+    store = store_through_proxy(url, kind)
     admin.flushall()
     ctx = RequestContext(project_id="p", user_id="u", store=store)
-    rig = Rig(server, proxy, store, admin, ctx, request.param)
+    rig = Rig(server, proxy, store, admin, ctx, kind, cluster, slots)
     # Load every script once, so that a dropped reply is never just a NOSCRIPT reply.
     warmup = rig.created()
     store.save(ctx, warmup, rev=1)
     store.promote(ctx, warmup.instance_uuid, CELL)
     store.destroy(ctx.target_cell(CELL), warmup.instance_uuid)
     yield rig
-    injected = proxy.faults - faults_before + rig.kills
+    injected = sum(p.faults for p in rig.proxies) - faults_before + rig.kills
     FAULT_TOTALS["faults"] = FAULT_TOTALS.get("faults", 0) + injected
     print(f" [faults injected: {injected}; in this module so far: {FAULT_TOTALS['faults']}]")
     store.close()
     admin.close()
-    proxy.heal()
+    rig.heal()
 
 
 def backend_failure(call: Callable[[], object]) -> BackendError:
@@ -157,7 +320,9 @@ def backend_failure(call: Callable[[], object]) -> BackendError:
         pytest.fail(f"raised {type(exc).__name__} instead of BackendError: {exc}")
     if failure is None:
         pytest.fail(f"did not fail (returned {result!r})")
-    assert isinstance(failure.__cause__, redis.RedisError)  # the redis-py error, kept as cause
+    # the redis-py error, kept as cause (a cluster client that could not refresh its slot map
+    # raises RedisClusterException, which is no RedisError)
+    assert isinstance(failure.__cause__, (redis.RedisError, RedisClusterException))
     return failure
 
 
@@ -210,12 +375,12 @@ Call = Callable[[], object]
 
 
 def op_create(rig: Rig) -> tuple[str, Call]:
-    spec = strip_transient(typical_spec())
+    spec = rig.new_spec()
     return str(spec.instance_uuid), lambda: rig.store.create(rig.ctx, spec)
 
 
 def op_create_many(rig: Rig) -> tuple[str, Call]:
-    spec = strip_transient(typical_spec())
+    spec = rig.new_spec()
     return str(spec.instance_uuid), lambda: rig.store.create_many(rig.ctx, [spec])
 
 
@@ -253,20 +418,22 @@ WRITES: dict[str, Callable[[Rig], tuple[str, Call]]] = {
 # -- tests ------------------------------------------------------------------------------------
 
 
+READS: dict[str, Callable[[Rig, str], object]] = {
+    "get": lambda rig, uid: rig.store.get(rig.ctx, uid),
+    "get_many": lambda rig, uid: rig.store.get_many(rig.ctx, [uid, uuid.uuid4()]),  # (any node)
+    "locate": lambda rig, uid: rig.store.locate(uid),
+}
+
+
 @pytest.mark.parametrize("fault", sorted(ALL_FAULTS))
-def test_reads_fail_typed_and_say_nothing_was_written(rig: Rig, fault: str) -> None:
+@pytest.mark.parametrize("read", sorted(READS))
+def test_reads_fail_typed_and_say_nothing_was_written(rig: Rig, read: str, fault: str) -> None:
     spec = rig.created()
-    uid = spec.instance_uuid
-    reads: dict[str, Callable[[], object]] = {
-        "get": lambda: rig.store.get(rig.ctx, uid),
-        "get_many": lambda: rig.store.get_many(rig.ctx, [uid, uuid.uuid4()]),
-        "locate": lambda: rig.store.locate(uid),
-    }
-    for name, call in reads.items():
-        ALL_FAULTS[fault](rig)
-        exc = backend_failure(call)
-        assert exc.may_have_written is False, f"{name} under {fault}: {exc}"
-        assert "nothing was written" in str(exc)
+    uid = str(spec.instance_uuid)
+    ALL_FAULTS[fault](rig)
+    exc = backend_failure(lambda: READS[read](rig, uid))
+    assert exc.may_have_written is False, f"{read} under {fault}: {exc}"
+    assert "nothing was written" in str(exc)
     rig.warm()
     assert rig.store.get(rig.ctx, uid).rev == 1  # and the store works again
 
@@ -347,7 +514,7 @@ def test_retry_with_held_rev_after_a_lost_reply_is_exactly_once(rig: Rig) -> Non
 def test_promote_destroy_create_retried_after_a_lost_reply_are_safe(rig: Rig) -> None:
     for _ in range(5):
         # create: the retry finds the spec it created, once, at rev 1
-        spec = strip_transient(typical_spec())
+        spec = rig.new_spec()
         uid = str(spec.instance_uuid)
         drop_reply(rig)
         assert backend_failure(lambda: rig.store.create(rig.ctx, spec)).may_have_written  # noqa: B023
@@ -409,7 +576,7 @@ class Restarts:
     def write_some(self, count: int) -> None:
         rig = self.rig
         for _ in range(count):
-            spec = strip_transient(typical_spec())
+            spec = self.rig.new_spec()
             created = rig.store.create(rig.ctx, spec)
             bumped = spec.model_copy(update={"num_instances": 2})
             rev = rig.store.save(rig.ctx, bumped, rev=created)
@@ -421,7 +588,9 @@ class Restarts:
 
     def restart(self) -> None:
         self.rig.server.start()
-        assert self.rig.admin.script_exists(lua.SAVE.sha) == [False]  # the script cache is gone
+        if self.rig.cluster is not None:  # a restarted master refuses for about 2 s
+            self.rig.cluster.wait_ok()
+        assert not self.rig.scripts_loaded()  # the script cache is gone
 
     def kill_and_restart(self, downtime: float) -> None:
         rig = self.rig
@@ -510,17 +679,22 @@ class Restarts:
 
 def test_server_restarts_behind_the_proxy_lose_no_acknowledged_write(rig: Rig) -> None:
     """SIGKILL + restart (AOF, fsync always) behind the proxy: with and without downtime, and
-    hitting writes in flight (before and after they ran); the retries are exactly-once."""
+    hitting writes in flight (before and after they ran); the retries are exactly-once. On the
+    cluster the master owning the specs is restarted; a restarted master refuses for about 2 s,
+    so one downtime/in-flight pair (two restarts) is tried there instead of four."""
     restarts = Restarts(rig)
     restarts.write_some(10)
-    for downtime, ran in ((0.0, True), (0.3, False), (0.0, False), (0.3, True)):
+    plan: tuple[tuple[float, bool], ...] = ((0.0, True), (0.3, False), (0.0, False), (0.3, True))
+    if rig.cluster is not None:  # (the in-flight save that did not run: create_many, promote)
+        plan = ((0.3, True),)
+    for downtime, ran in plan:
         restarts.kill_and_restart(downtime)
         restarts.bump(next(iter(restarts.acked)), ran_before_kill=ran)
-        assert rig.admin.script_exists(lua.SAVE.sha) == [True]  # NOSCRIPT handled: reloaded
+        assert rig.scripts_loaded()  # NOSCRIPT handled: reloaded
         restarts.write_some(5)
 
     for ran in (True, False):  # the pipelined path reloads its scripts too
-        batch = [strip_transient(typical_spec()) for _ in range(5)]
+        batch = [rig.new_spec() for _ in range(5)]
         created = restarts.eventually(
             lambda: rig.store.create_many(rig.ctx, batch),  # noqa: B023
             ran_before_kill=ran,
@@ -544,11 +718,81 @@ def test_server_restarts_behind_the_proxy_lose_no_acknowledged_write(rig: Rig) -
 
     restarts.kill_and_restart(0.0)
     restarts.verify()
-    hits = 4 + 2 + 2
+    hits = len(plan) + 2 + 2
     assert restarts.first_call_failures == hits
-    assert restarts.retries_landed == 2  # the two CAS saves that ran before the kill
+    # the CAS saves that ran before the kill
+    assert restarts.retries_landed == sum(ran for _, ran in plan)
     print(
         f"\nrestarts: {rig.kills} SIGKILLs, {restarts.first_call_failures} calls hit in flight "
         f"(typed), {restarts.retries_landed} retries found the write landed, "
         f"{restarts.retries_ran} retries did it; {len(restarts.acked)} specs checked, lost: 0"
     )
+
+
+def test_the_first_call_after_a_restart_succeeds(rig: Rig) -> None:
+    """A restart closes the store's idle connections; the next call must not be sent into one
+    of them (it would fail, and a write would not know whether it ran)."""
+    spec = rig.created()
+    rig.warm()
+    Restarts(rig).kill_and_restart(0.0)
+    assert rig.store.save(rig.ctx, spec, rev=1) == 2
+    assert rig.store.get(rig.ctx, spec.instance_uuid).rev == 2
+
+
+CLUSTER_KINDS = [
+    pytest.param("cluster", marks=pytest.mark.cluster),
+    pytest.param("cluster-async", marks=pytest.mark.cluster),
+]
+
+
+@pytest.mark.parametrize("rig", CLUSTER_KINDS, indirect=True)
+@pytest.mark.parametrize("call", ["get", "save"])
+def test_every_node_unreachable_fails_typed(rig: Rig, call: str) -> None:
+    """Every proxy refuses: the cluster client cannot refresh its slot map either. Calls fail
+    typed, a read or a write that could send nothing says nothing was written, and the store
+    works again once the nodes are back."""
+    spec = rig.created()
+    rig.warm()
+    calls: dict[str, Call] = {
+        "get": lambda: rig.store.get(rig.ctx, spec.instance_uuid),
+        "save": lambda: rig.store.save(rig.ctx, spec, rev=1),
+    }
+    for attempt in range(2):  # (the asyncio client refreshes its slot map on the next call)
+        for proxy in rig.proxies:
+            proxy.refuse()
+        exc = backend_failure(calls[call])
+        if attempt or rig.kind == "cluster":  # (an idle connection may fail the first one)
+            assert exc.may_have_written is False, f"{call}, attempt {attempt}: {exc}"
+    rig.warm()
+    assert rig.store.save(rig.ctx, spec, rev=1) == 2
+
+
+@pytest.mark.parametrize("rig", CLUSTER_KINDS, indirect=True)
+@pytest.mark.parametrize("fault", ["refused", "drop-reply"])
+def test_a_batch_over_every_master_with_one_node_failing_says_what_landed(
+    rig: Rig, fault: str
+) -> None:
+    """create_many of specs on every master while the link to one of them fails: the result
+    names what was created; a spec it reports as failed (nothing written) is not stored."""
+    assert rig.cluster is not None
+    others = (strip_transient(typical_spec()) for _ in range(30))
+    healthy = [s for s in others if not rig.on_server(str(s.instance_uuid))]
+    batch = [*healthy[:6], *(rig.new_spec() for _ in range(3))]  # the failing node's come last
+    rig.warm()
+    ALL_FAULTS[fault](rig)
+    try:
+        result = rig.store.create_many(rig.ctx, batch)
+    except BatchWriteError as exc:
+        failure: BatchWriteError | None = exc
+        result = cast(BatchCreate, exc.result)
+    else:
+        failure = None
+    rig.warm()
+    stored = {str(s.instance_uuid) for s in batch if rig.snapshot(str(s.instance_uuid))}
+    assert failure is not None, "a node failed, the batch did not say so"
+    assert not stored & set(result.failed), (
+        f"reported failed (nothing written) but stored: {sorted(stored & set(result.failed))}"
+    )
+    assert set(result.created) <= stored
+    assert failure.may_have_written is bool(stored), failure
+    assert stored >= {str(s.instance_uuid) for s in healthy[:6]}  # the healthy masters wrote
