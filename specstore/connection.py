@@ -29,6 +29,7 @@ from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 from redis.cluster import RedisCluster
+from redis.exceptions import RedisClusterException
 from redis.retry import Retry
 
 from specstore.errors import BackendError, InvalidInputError
@@ -187,12 +188,20 @@ class _BackendErrors:
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if not isinstance(exc, redis.RedisError):
-            return  # (nothing, or not redis-py's: it goes on as it is)
-        if self.reply_errors and isinstance(exc, redis.ResponseError):
-            return
-        may_have_written = self.writes and not _before_send(exc)
-        raise BackendError(self.operation, exc, may_have_written=may_have_written) from exc
+        if isinstance(exc, redis.RedisError):
+            if self.reply_errors and isinstance(exc, redis.ResponseError):
+                return
+            may_have_written = self.writes and not _before_send(exc)
+            raise BackendError(self.operation, exc, may_have_written=may_have_written) from exc
+        if isinstance(exc, RedisClusterException):  # (no RedisError)
+            # A cluster client that reached no node to refresh its slot map. The blocking client
+            # refreshes right after a command failed, inside its handler: that failure is the
+            # context and says whether anything was sent. Otherwise the client was routing a
+            # command it had not sent yet (the asyncio client refreshes before sending).
+            failed = exc.__context__
+            sent = isinstance(failed, redis.RedisError) and not _before_send(failed)
+            raise BackendError(self.operation, exc, may_have_written=self.writes and sent) from exc
+        # (nothing went wrong, or not in redis-py: it goes on as it is)
 
 
 def backend_errors(operation: str, *, writes: bool, reply_errors: bool = False) -> _BackendErrors:

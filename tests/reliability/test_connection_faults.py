@@ -47,6 +47,7 @@ from specstore import (
     SpecNotFoundError,
     SpecStore,
 )
+from specstore.connection import backend_errors
 from specstore.core import lua
 from specstore.core.results import BatchCreate
 from specstore.errors import BatchWriteError
@@ -207,10 +208,6 @@ _STALE_ASYNC_CLUSTER = (
     "serve only plain redis.asyncio.Redis): the command is sent into the closed socket, fails "
     "with 'Connection closed by server', and a write cannot tell it never ran"
 )
-_RAW_CLUSTER_EXCEPTION = (
-    "no node reachable: the cluster client's slot-map refresh raises RedisClusterException "
-    "(not a RedisError), which specstore.connection.backend_errors lets through untyped"
-)
 KNOWN_GAPS: dict[tuple[str, str, str], str] = {
     ("cluster", "test_reads_fail_typed_and_say_nothing_was_written", "get_many/drop-reply"): (
         "redis-py's ClusterPipeline re-sends, one by one through execute_command, every "
@@ -233,8 +230,6 @@ KNOWN_GAPS: dict[tuple[str, str, str], str] = {
         for f in ("refused", "connect-timeout", "handshake-timeout")
     },
     ("cluster-async", "test_the_first_call_after_a_restart_succeeds", ""): _STALE_ASYNC_CLUSTER,
-    ("cluster", "test_every_node_unreachable_fails_typed", ""): _RAW_CLUSTER_EXCEPTION,
-    ("cluster-async", "test_every_node_unreachable_fails_typed", ""): _RAW_CLUSTER_EXCEPTION,
     (
         "cluster",
         "test_a_batch_over_every_master_with_one_node_failing_says_what_landed",
@@ -796,3 +791,32 @@ def test_a_batch_over_every_master_with_one_node_failing_says_what_landed(
     assert set(result.created) <= stored
     assert failure.may_have_written is bool(stored), failure
     assert stored >= {str(s.instance_uuid) for s in healthy[:6]}  # the healthy masters wrote
+
+
+@pytest.mark.parametrize(
+    ("context", "written"),
+    [
+        (None, False),  # routing a command not sent yet (the asyncio client)
+        (redis.ConnectionError("Error 111 connecting to 127.0.0.1:1. Refused."), False),
+        (redis.ConnectionError("Connection closed by server."), True),  # its reply was lost
+    ],
+)
+def test_a_cluster_client_that_reaches_no_node_fails_typed(
+    context: redis.RedisError | None, written: bool
+) -> None:
+    """RedisClusterException (no RedisError) becomes a BackendError; the command's own
+    failure, when the client was refreshing after it, says whether it was sent."""
+
+    def refresh_fails() -> None:
+        if context is None:
+            raise RedisClusterException("Redis Cluster cannot be connected")
+        try:
+            raise context
+        except redis.RedisError:
+            raise RedisClusterException("Redis Cluster cannot be connected") from None
+
+    for writes in (True, False):
+        with pytest.raises(BackendError) as failure, backend_errors("save x", writes=writes):
+            refresh_fails()
+        assert failure.value.may_have_written is (writes and written)
+        assert isinstance(failure.value.__cause__, RedisClusterException)
