@@ -159,6 +159,11 @@ async def _handshake_async(connection: Any) -> None:
         raise _HandshakeError(f"handshake failed while connecting to redis: {exc}") from exc
 
 
+class PartlySent(redis.RedisError):
+    """A call made of several requests (one pipeline per cluster node) failed after an earlier
+    request of it was answered: whatever the failure, the call may have written."""
+
+
 def _before_send(exc: redis.RedisError) -> bool:
     """True when redis-py failed while connecting, i.e. before any command was sent.
 

@@ -10,7 +10,7 @@ import redis
 from redis.cluster import RedisCluster
 from redis.exceptions import ClusterError, NoScriptError, ResponseError, TryAgainError
 
-from specstore.connection import RedisClient, SpareConnections
+from specstore.connection import PartlySent, RedisClient, SpareConnections
 from specstore.core import lua
 from specstore.core.lua import Call, LuaScript, as_noscript, evalsha, is_redirection, not_loaded
 
@@ -78,6 +78,10 @@ def _cluster_pipelines(client: RedisCluster, calls: list[Call]) -> list[Any]:
     A call answered MOVED, ASK (its slot is moving or moved during resharding) or TRYAGAIN
     (a multi-key call while its slot is half migrated) did not run; it is re-sent on its own
     through the cluster client, which follows the redirection and updates its slot map.
+
+    When a master fails after another master's pipeline was answered, the failure is raised as
+    :class:`~specstore.connection.PartlySent`: the batch may have written, even when that
+    master's own failure happened before anything was sent to it.
     """
     by_node: dict[str, list[int]] = {}
     nodes: dict[str, Any] = {}
@@ -86,15 +90,22 @@ def _cluster_pipelines(client: RedisCluster, calls: list[Call]) -> list[Any]:
         by_node.setdefault(node.name, []).append(index)
         nodes[node.name] = node
     replies: list[Any] = [None] * len(calls)
-    for name, indexes in by_node.items():
-        node_client = client.get_redis_connection(nodes[name])
-        for index, reply in zip(
-            indexes, _node_pipeline(node_client, [calls[i] for i in indexes]), strict=True
-        ):
-            replies[index] = reply
-    for index, reply in enumerate(replies):
-        if is_redirection(reply):
-            replies[index] = _resend(client, calls[index])
+    answered = 0
+    try:
+        for name, indexes in by_node.items():
+            node_client = client.get_redis_connection(nodes[name])
+            for index, reply in zip(
+                indexes, _node_pipeline(node_client, [calls[i] for i in indexes]), strict=True
+            ):
+                replies[index] = reply
+            answered += 1
+        for index, reply in enumerate(replies):
+            if is_redirection(reply):
+                replies[index] = _resend(client, calls[index])
+    except redis.RedisError as exc:
+        if answered and not isinstance(exc, ResponseError):  # (another master's pipeline ran)
+            raise PartlySent(f"after {answered} of {len(by_node)} masters answered: {exc}") from exc
+        raise
     return replies
 
 

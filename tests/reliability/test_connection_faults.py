@@ -230,16 +230,6 @@ KNOWN_GAPS: dict[tuple[str, str, str], str] = {
         for f in ("refused", "connect-timeout", "handshake-timeout")
     },
     ("cluster-async", "test_the_first_call_after_a_restart_succeeds", ""): _STALE_ASYNC_CLUSTER,
-    (
-        "cluster",
-        "test_a_batch_over_every_master_with_one_node_failing_says_what_landed",
-        "refused",
-    ): (
-        "specstore/drivers/lua_sync._cluster_pipelines sends one pipeline per master in turn; "
-        "when a later master cannot be reached the whole call raises that error (before "
-        "sending: nothing written), and every spec is reported failed -- also those the "
-        "earlier masters created"
-    ),
 }
 """(store kind, test, fault or read/fault) -> why that guarantee does not hold there: the test
 is a strict xfail, so it fails as soon as the gap is closed."""
