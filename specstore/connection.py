@@ -53,7 +53,7 @@ def connect(url: str, **options: Any) -> RedisClient:
     options.setdefault("retry", _no_retry())
     with _url_errors(url):
         if scheme in _CLUSTER_SCHEMES:
-            return RedisCluster.from_url(url.replace("+cluster", "", 1), **options)
+            return _Cluster.from_url(url.replace("+cluster", "", 1), **options)
         options.setdefault("redis_connect_func", _handshake)
         client: redis.Redis = redis.Redis.from_url(url, **options)
         return client
@@ -162,6 +162,18 @@ async def _handshake_async(connection: Any) -> None:
 class PartlySent(redis.RedisError):
     """A call made of several requests (one pipeline per cluster node) failed after an earlier
     request of it was answered: whatever the failure, the call may have written."""
+
+
+class _Cluster(RedisCluster):
+    """A blocking cluster client whose connection handshakes fail as :func:`_handshake` makes
+    them fail: RedisCluster runs the handshake in its own ``on_connect`` (a
+    ``redis_connect_func`` given to it only runs after that)."""
+
+    def on_connect(self, connection: Any) -> None:
+        try:
+            super().on_connect(connection)  # type: ignore[no-untyped-call]
+        except redis.RedisError as exc:
+            raise _HandshakeError(f"handshake failed while connecting to redis: {exc}") from exc
 
 
 def _before_send(exc: redis.RedisError) -> bool:
