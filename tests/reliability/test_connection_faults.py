@@ -452,12 +452,14 @@ def test_writes_whose_reply_is_lost_say_they_may_have_written(
 
 
 def test_retry_with_held_rev_after_a_lost_reply_is_exactly_once(rig: Rig) -> None:
-    """60 CAS saves, each hit by a fault; retrying with the held rev applies it exactly once."""
+    """60 CAS saves (30 on the cluster), each hit by a fault; retrying with the held rev
+    applies it exactly once."""
     rng = random.Random()
     specs = [rig.created() for _ in range(5)]
     kinds = ["drop-reply"] * 6 + ["cut-in-flight"] * 3 + ["blackhole"]
     outcomes: dict[str, int] = {"landed": 0, "not_landed": 0}
-    for _ in range(60):
+    rounds = 30 if rig.cluster is not None else 60
+    for _ in range(rounds):
         uid = rng.choice(specs).instance_uuid
         rig.warm()
         held = rig.store.get(rig.ctx, uid)
@@ -487,10 +489,10 @@ def test_retry_with_held_rev_after_a_lost_reply_is_exactly_once(rig: Rig) -> Non
     total = sum(
         s.num_instances - 1 for s in (rig.store.get(rig.ctx, x.instance_uuid).spec for x in specs)
     )
-    assert total == 60  # every intended increment applied, none twice
+    assert total == rounds  # every intended increment applied, none twice
     assert outcomes["landed"] > 0 and outcomes["not_landed"] > 0
     print(
-        f"\nexactly-once: 60 faulted CAS saves, {outcomes['landed']} had landed, "
+        f"\nexactly-once: {rounds} faulted CAS saves, {outcomes['landed']} had landed, "
         f"{outcomes['not_landed']} had not; 0 duplicated, 0 lost"
     )
     audit_keyspace(rig.admin)
@@ -701,7 +703,8 @@ def test_server_restarts_behind_the_proxy_lose_no_acknowledged_write(rig: Rig) -
         assert (promotion.rev, promotion.moved) == (rev, not ran)
         restarts.acked[moved] = (CELL, rev, spec)
 
-    restarts.kill_and_restart(0.0)
+    if rig.cluster is None:  # (on the cluster every write but the last retry saw a restart)
+        restarts.kill_and_restart(0.0)
     restarts.verify()
     hits = len(plan) + 2 + 2
     assert restarts.first_call_failures == hits
