@@ -318,3 +318,54 @@ def test_a_cell_server_out_of_memory_takes_no_copy(
     store.create(cell_ctx, new)
     assert store.locate(str(new.instance_uuid)) == "cell1"
     assert homes(store, uid) == ["cell1"]
+
+
+def test_resume_moves_goes_on_past_a_cell_server_out_of_memory(
+    servers: tuple[RedisServer, RedisServer],
+) -> None:
+    """Moves left open to two cells on their own servers; one of them is at its memory limit:
+    resume_moves settles every move to the other, reports each of the first as unreachable
+    (Redis's error reply is settled like a lost connection), and settles those too once memory
+    is back."""
+    api_server, full_server = servers
+    other_server = start_server()
+    try:
+        topology = Topology(
+            Backend("api", connect(api_server.url), Keyspace()),
+            {
+                "cell1": Backend("cell1", connect(full_server.url), Keyspace()),
+                "cell2": Backend("cell2", connect(other_server.url), Keyspace()),
+            },
+        )
+
+        def crash(step: str, uid: str) -> None:
+            if step == "begin":
+                raise CrashError(uid)
+
+        crashing = SpecStore(topology, move_lease_seconds=0.001, on_move_step=crash)
+        store = SpecStore(topology, move_lease_seconds=0.001)
+        ctx = RequestContext(store=crashing)
+        target: dict[str, str] = {}
+        for index in range(8):
+            spec = typical_spec()
+            spec.create(ctx)
+            uid = str(spec.instance_uuid)
+            target[uid] = "cell1" if index % 2 else "cell2"
+            with pytest.raises(CrashError):
+                crashing.promote(ctx, uid, target[uid])
+        time.sleep(0.01)
+        admin = full_server.client()
+        admin.config_set("maxmemory-policy", "noeviction")
+        admin.config_set("maxmemory", 1)
+        try:
+            settled = store.resume_moves()
+        finally:
+            admin.config_set("maxmemory", 0)
+            admin.close()
+        assert settled == {
+            uid: "unreachable" if cell == "cell1" else "rolled_back" for uid, cell in target.items()
+        }
+        assert set(store.resume_moves().values()) == {"rolled_back"}
+        assert {store.locate(uid) for uid in target} == {"api"}
+    finally:
+        other_server.discard()

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+import redis.exceptions
 from redis.exceptions import (
     AskError,
     NoScriptError,
@@ -64,6 +65,30 @@ Call = tuple[LuaScript, list[str], list[Any]]
 REDIRECT_WAIT_SECONDS = 2.0
 """How long a batch call refused while its slot is half migrated is sent again (the drivers'
 cluster batches)."""
+
+
+_REFUSED_BEFORE_RUNNING = (
+    redis.exceptions.NoScriptError,
+    redis.exceptions.NoPermissionError,
+    redis.exceptions.OutOfMemoryError,
+    redis.exceptions.ReadOnlyError,
+    redis.exceptions.BusyLoadingError,
+    redis.exceptions.MovedError,
+    redis.exceptions.AskError,
+    redis.exceptions.TryAgainError,
+    redis.exceptions.ClusterDownError,
+    redis.exceptions.MasterDownError,
+)
+"""Replies by which Redis refuses a call before running any of it (redis-py strips the code).
+Out of memory and read-only replies of a script come at its first write, before which it
+wrote nothing; a command a script may not run (ACL) comes back as a plain error reply."""
+
+
+def refused_before_running(exc: BaseException) -> bool:
+    """True when Redis's error reply ``exc`` says the call did not run at all."""
+    if isinstance(exc, _REFUSED_BEFORE_RUNNING):
+        return True
+    return isinstance(exc, ResponseError) and str(exc).startswith(("BUSY", "NOPERM", "OOM"))
 
 
 def not_loaded(replies: list[Any]) -> list[int]:

@@ -623,30 +623,11 @@ def batch(
 
 
 def _call_failed(operation: str, exc: Exception) -> BackendError:
-    error = BackendError(operation, exc, may_have_written=not _refused_before_running(exc))
+    error = BackendError(operation, exc, may_have_written=not lua.refused_before_running(exc))
     error.__cause__ = exc
     return error
 
 
-_REFUSED_BEFORE_RUNNING = (
-    redis.exceptions.NoScriptError,
-    redis.exceptions.NoPermissionError,
-    redis.exceptions.OutOfMemoryError,
-    redis.exceptions.ReadOnlyError,
-    redis.exceptions.BusyLoadingError,
-    redis.exceptions.MovedError,
-    redis.exceptions.AskError,
-    redis.exceptions.TryAgainError,
-    redis.exceptions.ClusterDownError,
-    redis.exceptions.MasterDownError,
-)
-"""Replies by which Redis refuses a call before running any of it (redis-py strips the code)."""
-
-
-def _refused_before_running(exc: Exception) -> bool:
-    if isinstance(exc, _REFUSED_BEFORE_RUNNING):
-        return True
-    return isinstance(exc, redis.ResponseError) and str(exc).startswith(("BUSY", "NOPERM", "OOM"))
 
 
 def raise_if_redis_failed(
