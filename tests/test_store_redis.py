@@ -18,6 +18,7 @@ from specstore import (
     RequestContext,
     SpecNotFoundError,
     SpecStore,
+    SpecStoreError,
     WrongStoreError,
 )
 from specstore.model import strip_transient
@@ -314,3 +315,58 @@ def run_threads(targets: list[Callable[[], None]]) -> None:
 
 def test_uuid_of_unknown_instance_is_fine_to_locate(real_store: SpecStore) -> None:
     assert real_store.locate(uuid.uuid4()) is None
+
+
+ODD_NUMBERS = ["nan", "inf", "-inf", "1e3", "0x10", " 2 ", "2.0", "-1", "99999999999999999999"]
+"""Number spellings Lua's tonumber reads but specstore never writes."""
+
+
+def _odd_records(real_store: SpecStore, odd: str) -> Iterator[tuple[str, str]]:
+    """(uid, which record holds ``odd``): a live api spec whose location record's rev or
+    epoch, or whose spec record's rev, is ``odd``."""
+    client = real_store.client
+    keys = real_store.keys
+    for where in ("location rev", "location epoch", "spec rev"):
+        spec = typical_spec()
+        uid = str(spec.instance_uuid)
+        real_store.create(RequestContext(store=real_store), spec)
+        key, field = (
+            (keys.spec_key("api", uid), "rev")
+            if where == "spec rev"
+            else (keys.location_key(uid), where.split()[1])
+        )
+        client.hset(key, field, odd)
+        yield uid, where
+
+
+def _writes(store: SpecStore, ctx: RequestContext, uid: str) -> dict[str, Callable[[], object]]:
+    spec = typical_spec(uid)
+    return {
+        "save": lambda: store.save(ctx, spec),
+        "save with rev": lambda: store.save(ctx, spec, rev=1),
+        "promote": lambda: store.promote(ctx, uid, "cell1"),
+        "destroy": lambda: store.destroy(ctx, uid),
+        "create": lambda: store.create(ctx, spec),
+    }
+
+
+@pytest.mark.parametrize("odd", ODD_NUMBERS)
+def test_records_holding_numbers_specstore_never_writes_are_refused_as_foreign(
+    real_store: SpecStore, odd: str
+) -> None:
+    """Each write over such a record fails typed and changes nothing (it used to write 'nan'
+    revs, or fail with a bare ValueError)."""
+    ctx = RequestContext(store=real_store)
+    client = real_store.client
+    for uid, where in list(_odd_records(real_store, odd)):
+        keys = [real_store.keys.spec_key("api", uid), real_store.keys.location_key(uid)]
+        before = [client.hgetall(k) for k in keys]
+        writes = _writes(real_store, ctx, uid)
+        for name, write in writes.items():
+            try:
+                write()
+            except SpecStoreError:
+                pass
+            else:
+                pytest.fail(f"{name} over an odd {where} ({odd!r}) did not fail")
+            assert [client.hgetall(k) for k in keys] == before, (name, where)

@@ -18,6 +18,15 @@
 local unpack = unpack or table.unpack
 -- (This text runs on every call: it builds no table, which would cost each call about 2 us.)
 
+-- A count specstore wrote (rev, epoch, lease, fence): decimal digits only, exact in Lua's
+-- numbers; nil for anything else (tonumber also reads 'nan', 'inf', '0x10', ' 2 ', '1e300').
+local function int_of(text)
+  if type(text) == 'string' and #text <= 15 and string.find(text, '^%d+$') then
+    return tonumber(text)
+  end
+  return nil
+end
+
 -- The record as a table (absent: store nil, rev 0, epoch 0), or nil when the key holds
 -- something specstore did not write (another type, or a hash without our fields).
 -- One HGETALL: an absent key and a hash without a state tell themselves apart in one call.
@@ -37,9 +46,9 @@ local function read_loc(key)
           or state == 'moved') or not loc.epoch then
     return nil
   end
-  loc.rev, loc.epoch = tonumber(loc.rev or '0'), tonumber(loc.epoch)
+  loc.rev, loc.epoch = int_of(loc.rev or '0'), int_of(loc.epoch)
   if not loc.rev or not loc.epoch then return nil end
-  loc.home_epoch = tonumber(loc.home_epoch or '') or loc.epoch
+  loc.home_epoch = int_of(loc.home_epoch) or loc.epoch
   if loc.store == '' then loc.store = nil end
   return loc
 end
@@ -54,7 +63,7 @@ local function spec_rev(key)
     if redis.call('EXISTS', key) == 1 then return false end
     return nil
   end
-  return tonumber(rev) or false
+  return int_of(rev) or false
 end
 
 local function now_ms()
@@ -101,5 +110,5 @@ local function read_fence(key)
   local fence = redis.pcall('GET', key)
   if type(fence) == 'table' then return nil end
   if not fence then return 0 end
-  return tonumber(fence)
+  return int_of(fence)
 end

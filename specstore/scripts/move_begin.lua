@@ -15,7 +15,7 @@ local lease_until = now_ms() + tonumber(ARGV[3])
 if loc.move_id then
   if loc.move_to ~= ARGV[1] or loc.move_from ~= ARGV[5] then return {'moving', loc.move_to} end
   -- resume/repair settling it (within their own lease) take no one in
-  if loc.giving_up and tonumber(loc.lease_until or '0') >= now_ms() then
+  if loc.giving_up and (int_of(loc.lease_until) or 0) >= now_ms() then
     return {'moving', loc.move_to}
   end
   redis.call('HDEL', KEYS[1], 'giving_up')

@@ -8,6 +8,6 @@ local loc = read_loc(KEYS[1])
 if not loc then return FOREIGN end
 if loc.move_id ~= ARGV[1] then return {'fenced', loc.store or ''} end
 local now = now_ms()
-if tonumber(loc.lease_until or '0') >= now then return {'running'} end
+if (int_of(loc.lease_until) or 0) >= now then return {'running'} end
 redis.call('HSET', KEYS[1], 'giving_up', '1', 'lease_until', now + tonumber(ARGV[2]))
 return {'ok', 'seized'}

@@ -14,10 +14,10 @@ if loc.move_id then return {'moving', loc.move_to} end
 local wanted = tonumber(ARGV[3])
 if loc.store == ARGV[1] then
   local stored = redis.pcall('HMGET', KEYS[1], 'doc', 'rev')
-  if stored.err or not tonumber(stored[2] or '') then return {'foreign', 'spec record'} end
+  if stored.err or not int_of(stored[2]) then return {'foreign', 'spec record'} end
   if stored[1] == ARGV[2] then return {'ok', 'unchanged', stored[2]} end
   if ARGV[9] ~= '1' then return {'exists', ARGV[1]} end
-  local rev = math.max(wanted, (tonumber(stored[2]) or 0) + 1, loc.rev + 1)
+  local rev = math.max(wanted, int_of(stored[2]) + 1, loc.rev + 1)
   write_spec(KEYS[1], ARGV[2], rev, ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8])
   -- the record stays as it is (on a cell's own backend it may mark the adoption of a move
   -- the authority has not committed yet); only its rev follows the lineage

@@ -15,10 +15,11 @@ local stored = redis.pcall('HMGET', KEYS[1], 'rev', 'schema')
 if stored.err then return {'foreign', 'spec record'} end
 local rev, schema = stored[1], stored[2]
 if not rev then return {'not_found'} end
+if not int_of(rev) then return {'foreign', 'spec record'} end
 if ARGV[2] ~= '' and rev ~= ARGV[2] then return {'conflict', rev} end
 local major = schema and tonumber(string.match(schema, '/(%d+)%.%d+$'))
 if major and major > tonumber(ARGV[8]) then return {'incompatible', schema} end
-local new_rev = tonumber(rev) + 1
+local new_rev = int_of(rev) + 1
 redis.call('HSET', KEYS[1], 'doc', ARGV[3], 'rev', new_rev, 'schema', ARGV[4],
   'project_id', ARGV[5], 'user_id', ARGV[6], 'updated_at', ARGV[7])
 return {'ok', new_rev}
