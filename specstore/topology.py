@@ -23,9 +23,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from specstore.connection import AsyncRedisClient, RedisClient, connect, connect_async
+import redis
+from redis.cluster import RedisCluster
+
+from specstore.connection import AsyncRedisClient, RedisClient, connect, connect_async, redact
 from specstore.core.keys import API, Keyspace, validate_cell_name
-from specstore.errors import InvalidInputError, UnknownStoreError
+from specstore.errors import ConfigurationError, InvalidInputError, UnknownStoreError
 
 
 def _require_binary(name: str, client: RedisClient | AsyncRedisClient) -> None:
@@ -173,4 +176,52 @@ def _from_config(config: Mapping[str, Any], make: Callable[[str, str, Keyspace],
         if where not in shared:
             shared[where] = make(name, where[0], Keyspace(cell_prefix))
         cells[name] = shared[where]
+    _refuse_aliases(shared)
     return Topology(api, cells, bool(config.get("only_listed_cells", False)))
+
+
+def _refuse_aliases(backends: Mapping[tuple[str, str], object]) -> None:
+    """Refuse two URLs of one Redis database under one prefix (``localhost`` and ``127.0.0.1``,
+    say): taken for two backends, each would hold the other's location records, and moves,
+    resume and repair between them would destroy specs. Servers that cannot be asked now (down)
+    are not checked."""
+    by_prefix: dict[str, list[str]] = {}
+    for url, prefix in backends:
+        by_prefix.setdefault(prefix, []).append(url)
+    for prefix, urls in by_prefix.items():
+        if len(urls) < 2:
+            continue
+        seen: dict[tuple[str, ...], str] = {}
+        for url in urls:
+            identity = _database_identity(url)
+            if identity is None:
+                continue
+            if identity in seen:
+                raise ConfigurationError(
+                    f"{redact(seen[identity])} and {redact(url)} reach the same Redis database; "
+                    f"under one prefix ({prefix!r}) they must be given as one URL (or given "
+                    "different prefixes)"
+                )
+            seen[identity] = url
+
+
+def _database_identity(url: str) -> tuple[str, ...] | None:
+    """What tells one Redis database from another: a server's run id and database number, a
+    cluster's node ids; None for the embedded store (its name is its identity) and for a
+    server that cannot be asked."""
+    if url.partition("://")[0].lower() in ("memory", ""):
+        return None
+    try:
+        client = connect(url, socket_connect_timeout=2, socket_timeout=2)
+    except InvalidInputError:
+        return None  # (the backend's own client refused the URL already, or will)
+    try:
+        if isinstance(client, RedisCluster):
+            nodes = client.cluster_nodes()
+            return ("cluster", *sorted(str(node["node_id"]) for node in nodes.values()))
+        run_id = str(client.info("server")["run_id"])
+        return ("server", run_id, str(client.connection_pool.connection_kwargs.get("db", 0)))
+    except (redis.RedisError, OSError, KeyError, TypeError):
+        return None
+    finally:
+        client.close()

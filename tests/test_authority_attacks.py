@@ -629,3 +629,44 @@ def test_two_cells_on_one_remote_backend_never_share_a_spec(servers: Servers) ->
         plain.create(ctx.target_cell("cell3"), spec)
     assert plain.promote(ctx, uid, REMOTE).moved
     assert plain.locate(uid) == REMOTE
+
+
+def test_one_database_under_two_urls_and_one_prefix_is_refused(servers: Servers) -> None:
+    """Broken before: the api at 127.0.0.1 and a cell at localhost of the same server were
+    taken for two backends, and a repair buried every healthy api spec. Now the topology
+    refuses them; other prefixes, another database number, and a server that is down (it
+    cannot be asked) are fine."""
+    from specstore.errors import ConfigurationError
+    from specstore.topology import Topology
+
+    api_server, cell_server = servers
+    alias = api_server.url.replace("127.0.0.1", "localhost")
+    assert alias != api_server.url
+    with pytest.raises(ConfigurationError, match="same Redis database"):
+        Topology.from_config({"redis_url": api_server.url, "cells": {"c1": {"redis_url": alias}}})
+    with pytest.raises(ConfigurationError, match="same Redis database"):
+        Topology.from_config_async(
+            {"redis_url": api_server.url, "cells": {"c1": {"redis_url": alias}}}
+        )
+    for cell in (
+        {"redis_url": alias, "prefix": "elsewhere"},
+        {"redis_url": alias.rsplit("/", 1)[0] + "/1"},
+        {"redis_url": cell_server.url},
+    ):
+        Topology.from_config({"redis_url": api_server.url, "cells": {"c1": cell}}).close()
+    down = start_server()
+    down_url = down.url
+    down.discard(kill=True)
+    Topology.from_config(
+        {"redis_url": api_server.url, "cells": {"c1": {"redis_url": down_url}}}
+    ).close()
+
+
+@pytest.mark.cluster
+def test_two_nodes_of_one_cluster_under_one_prefix_are_refused(redis_cluster: Any) -> None:
+    from specstore.errors import ConfigurationError
+    from specstore.topology import Topology
+
+    first, second = (f"redis+cluster://127.0.0.1:{s.port}" for s in redis_cluster.servers[:2])
+    with pytest.raises(ConfigurationError, match="same Redis database"):
+        Topology.from_config({"redis_url": first, "cells": {"c1": {"redis_url": second}}})
