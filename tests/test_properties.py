@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import time
 import uuid
 from typing import Any, cast
 
@@ -416,5 +417,26 @@ def test_utc_now_writes_what_datetime_writes(moments: list[int]) -> None:
             timespec="microseconds"
         )
         with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(operations.time, "time_ns", lambda nanos=nanos: nanos)
+            patch.setattr(time, "time_ns", lambda nanos=nanos: nanos)
             assert operations.utc_now() == expected
+
+
+def test_normalize_uuid_asks_nothing_of_a_str_subclass() -> None:
+    """A str subclass whose methods lie (``lower``, ``replace``, ``strip``) is read as the text
+    it holds."""
+
+    class Lying(str):
+        def lower(self) -> str:
+            return str(uuid.UUID(int=1))
+
+        def replace(self, *args: object, **kwargs: object) -> str:
+            return "0" * 32
+
+        def strip(self, *args: object) -> str:
+            return "0" * 32
+
+    with pytest.raises(InvalidUUIDError):
+        normalize_uuid(Lying("x" * 36))
+    canonical = str(uuid.UUID(int=5))
+    assert normalize_uuid(Lying(canonical.upper())) == canonical
+    assert type(normalize_uuid(Lying(canonical))) is str

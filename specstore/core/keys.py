@@ -40,6 +40,8 @@ def normalize_uuid(value: UUID | str) -> str:
         return str(value)
     if type(value) is str and _CANONICAL_UUID.fullmatch(value):
         return value  # (the usual case, without building a UUID)
+    if isinstance(value, str):
+        value = str.__str__(value)  # a str subclass's own methods are not asked
     if not isinstance(value, str) or len(value) != 36:
         raise InvalidUUIDError(value)
     try:
