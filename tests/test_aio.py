@@ -178,7 +178,11 @@ def test_an_error_reply_the_logic_does_not_read_is_a_backend_error(
     admin = redis_server.client()
     admin.config_set("maxmemory", 1)
     try:
-        for write in (lambda: store.create(ctx, refused), lambda: store.save(ctx, spec, rev=1)):
+        writes: list[Callable[[], object]] = [
+            lambda: store.create(ctx, refused),
+            lambda: store.save(ctx, spec, rev=1),
+        ]
+        for write in writes:
             with pytest.raises(BackendError, match="maxmemory") as info:
                 write()
             assert not info.value.may_have_written
