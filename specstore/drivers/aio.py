@@ -12,7 +12,7 @@ import redis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ClusterError, NoScriptError, TryAgainError
 
-from specstore.connection import AsyncRedisClient, backend_errors, hash_replies
+from specstore.connection import AsyncRedisClient, PartlySent, backend_errors, hash_replies
 from specstore.core import lua
 from specstore.core.calls import (
     Command,
@@ -124,7 +124,14 @@ async def _many(backend: AsyncBackend, commands: Sequence[tuple[Any, ...]]) -> l
         nodes = client.pipeline()
         for command in commands:
             nodes.execute_command(*command)
-        replies = list(await nodes.execute(raise_on_error=False))
+        try:
+            replies = list(await nodes.execute(raise_on_error=False))
+        except redis.RedisError as exc:
+            # its pipelines to the masters run side by side: with several, one failing says
+            # nothing of the others, which may have run
+            if _masters_of(client, commands) > 1:
+                raise PartlySent(f"a pipeline to one of several masters failed: {exc}") from exc
+            raise
         for index, reply in enumerate(replies):
             if isinstance(reply, (TryAgainError, ClusterError)):  # did not run: again
                 replies[index] = await _waiting_out_migration(client, commands[index])
@@ -133,6 +140,19 @@ async def _many(backend: AsyncBackend, commands: Sequence[tuple[Any, ...]]) -> l
     for command in commands:
         pipe.execute_command(*command)
     return list(await pipe.execute(raise_on_error=False))
+
+
+def _masters_of(client: RedisCluster, commands: Sequence[tuple[Any, ...]]) -> int:
+    """How many masters ``commands`` go to, by the client's slot map (as many as there are
+    commands when it cannot tell)."""
+    names: set[str] = set()
+    for command in commands:
+        key = command[3] if command[0] == "EVALSHA" else command[1]
+        try:
+            names.add(client.nodes_manager.get_node_from_slot(client.keyslot(key)).name)
+        except Exception:
+            return len(commands)
+    return len(names)
 
 
 async def _waiting_out_migration(client: RedisCluster, command: tuple[Any, ...]) -> Any:

@@ -747,6 +747,7 @@ def test_a_new_connection_whose_handshake_times_out_says_nothing_was_written(rig
     elsewhere = next(u for u in iter(lambda: str(uuid.uuid4()), "") if not rig.on_server(u))
     try:
         assert store.locate(elsewhere) is None  # (the slot map, through another master)
+        rig.proxy.cut_all()  # (the asyncio client may have talked to this master meanwhile)
         rig.proxy.blackhole()
         failure = backend_failure(lambda: store.save(ctx, spec, rev=1))
         assert failure.may_have_written is False, failure
