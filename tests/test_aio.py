@@ -124,6 +124,20 @@ def test_object_style_coroutines(server_url: str) -> None:
     run(scenario())
 
 
+def test_resume_moves_as_the_first_call_of_a_fresh_store(server_url: str) -> None:
+    """A repair loop's store may call resume_moves first: on a cluster the client has not
+    yet learnt its nodes then (it used to raise IndexError). Found by the model-based test's
+    api-on-cluster layout."""
+    with SpecStore.from_url(server_url) as blocking:
+        blocking.create(RequestContext(store=blocking), typical_spec())
+
+    async def scenario() -> None:
+        async with AsyncSpecStore.from_url(server_url) as store:
+            assert await store.resume_moves() == {}
+
+    run(scenario())
+
+
 def test_a_context_holding_the_other_kind_of_store_is_a_typed_error(url: str) -> None:
     async def scenario() -> None:
         async with AsyncSpecStore.from_url(url) as store:

@@ -178,6 +178,9 @@ async def _scan(
     index, cursor = request.position.node, request.position.cursor
     arguments = ("SCAN", cursor, "MATCH", request.pattern, "COUNT", request.count)
     if isinstance(client, RedisCluster):
+        # redis.asyncio's cluster client learns its nodes on its first command: until then
+        # it has no primaries (a fresh store's resume_moves would index an empty list)
+        await client.initialize()
         nodes = sorted(client.get_primaries(), key=lambda n: n.name)
         reply = await client.execute_command(*arguments, target_nodes=nodes[index])
         count = len(nodes)
