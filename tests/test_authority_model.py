@@ -1,11 +1,26 @@
-"""A model-based check of the authority: two real redis-servers, three clients, crashes.
+"""A model-based check of the authority: real backends, three clients, crashes.
 
-The api store and cell1 live on one server, cell2 on another. Three independent SpecStore
-objects act as clients. Promotes and destroys crash after any step (the client stops there);
-a crashed mover may come back late and run its remaining steps; another client's call may
-run inside a move, between two of its steps; resume_moves and repair run at any point;
-backups are exported and imported again. After every step the checker asserts, through the
-public API and both servers:
+Two layouts, each run with SpecStores and with AsyncSpecStores (through ThroughAsync) as the
+clients:
+
+- ``servers``: two single redis-servers (started for this module): the api store and cell1
+  on one, cell2 and cell3 on the other;
+- ``cluster``: the api store (the authority) and cell1 on the session's real 3-master Redis
+  Cluster, cell2 on a single redis-server, cell3 on the cluster again as a backend of its own
+  (its own client and key prefix). So the one-script promote to cell1 runs on the cluster,
+  and every kind of two-phase move has one side on it: api -> cell2 (cluster to server),
+  api -> cell3 and cell1 -> cell3 (cluster to cluster), cell2 -> cell1/cell3 (server to
+  cluster), cell3 -> cell2 (cluster to server); adopts, fences and cell-local saves, reads
+  and destroys run on both kinds of backend, and resume/repair/export SCAN every master.
+  (A cell-to-cell move within one backend is left to the ``servers`` layout.) The pool's
+  three instances hash to slots of three different masters of a freshly created cluster.
+  It runs fewer examples by default (EXAMPLES): a step costs more there.
+
+Three independent store objects act as clients. Promotes and destroys crash after any step
+(the client stops there); a crashed mover may come back late and run its remaining steps;
+another client's call may run inside a move, between two of its steps; resume_moves and
+repair run at any point; backups are exported and imported again. After every step the
+checker asserts, through the public API and the backends:
 
 - every acknowledged write stays visible (content and rev) unless a later acknowledged write
   or destroy superseded it (a crashed destroy may or may not have happened);
@@ -14,8 +29,9 @@ public API and both servers:
   cannot match);
 - revs strictly increase along an instance's whole lineage, across destroy and re-create.
 
-The seed changes per run and is printed; replay with SPECSTORE_MODEL_SEED=<seed>. A longer
-run: SPECSTORE_MODEL_EXAMPLES=2000 SPECSTORE_MODEL_STEPS=60.
+The seed changes per run and is printed; replay with SPECSTORE_MODEL_SEED=<seed> (and the
+test id, e.g. ``-k "cluster-sync"``). A longer run, for every layout:
+SPECSTORE_MODEL_EXAMPLES=2000 SPECSTORE_MODEL_STEPS=60.
 """
 
 from __future__ import annotations
@@ -27,7 +43,7 @@ import random
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar, cast
 
@@ -48,13 +64,17 @@ from specstore.errors import (
 )
 from specstore.topology import Backend, Topology
 from tests.factories import typical_spec
+from tests.support.redis_cluster import RedisClusterNodes
 from tests.support.redis_server import RedisServer, start_server
 from tests.support.through_async import ThroughAsync
 
 pytestmark = [pytest.mark.redis, pytest.mark.reliability]
 
 REMOTE, LOCAL, NEIGHBOUR = "cell2", "cell1", "cell3"
-"""cell1 shares the api server; cell2 and cell3 share the other one."""
+"""cell1 shares the api backend; cell2 has its own; cell3 shares cell2's, or has its own
+(see Layout)."""
+NEIGHBOUR_KEYS = Keyspace("cell3")
+"""The key prefix of cell3 on a backend of its own (on the api's cluster: apart from it)."""
 STORES = (API, LOCAL, REMOTE, NEIGHBOUR)
 CELLS = (LOCAL, REMOTE, NEIGHBOUR)
 POOL = [str(uuid.UUID(int=n)) for n in range(1, 4)]
@@ -90,18 +110,35 @@ class PausedMover:
     adopted: bool
 
 
+@dataclass(frozen=True)
+class Layout:
+    """Where the backends of a run live."""
+
+    api_url: str
+    """The api backend (the authority, and cell1)."""
+    cell_url: str
+    """The backend of cell2 (and of cell3 unless ``neighbour_url`` is set)."""
+    neighbour_url: str | None
+    """cell3's own backend (keys under NEIGHBOUR_KEYS), or None: it shares cell2's."""
+    flush: Callable[[], None]
+    """Empties every backend (before every example)."""
+
+
+def flush_server(server: RedisServer) -> None:
+    client = server.client()
+    client.flushall()
+    client.close()
+
+
 class AuthorityMachine(RuleBasedStateMachine):
-    servers: ClassVar[tuple[RedisServer, RedisServer]]
+    layout: ClassVar[Layout]
     kind: ClassVar[str] = "sync"
     """"sync": the clients are SpecStores; "async": AsyncSpecStores (through ThroughAsync)."""
     outcomes: ClassVar[Counter[str]] = Counter()
 
     def __init__(self) -> None:
         super().__init__()
-        for server in self.servers:
-            client = server.client()
-            client.flushall()
-            client.close()
+        self.layout.flush()
         self.crash_at: dict[int, str | None] = {}
         self.interleave: tuple[int, str, Any] | None = None
         self.clients = [self._client(i) for i in range(CLIENTS)]
@@ -115,18 +152,22 @@ class AuthorityMachine(RuleBasedStateMachine):
         """True while a promote runs: only its crashed movers come back late."""
 
     def _client(self, index: int) -> SpecStore:
-        api, cell = self.servers
-        remote = Backend("remote", connect(cell.url), Keyspace())
+        layout = self.layout
+        urls = {"api": layout.api_url, "remote": layout.cell_url}
+        remote = Backend("remote", connect(layout.cell_url), Keyspace())
+        neighbour = remote
+        if layout.neighbour_url is not None:
+            urls["neighbour"] = layout.neighbour_url
+            neighbour = Backend("neighbour", connect(layout.neighbour_url), NEIGHBOUR_KEYS)
         topology = Topology(
-            Backend("api", connect(api.url), Keyspace()),
-            {REMOTE: remote, NEIGHBOUR: remote},
+            Backend("api", connect(layout.api_url), Keyspace()),
+            {REMOTE: remote, NEIGHBOUR: neighbour},
         )
 
         def hook(step: str, uid: str) -> None:
             self._at_step(index, step, uid)
 
         if self.kind == "async":
-            urls = {"api": api.url, "remote": cell.url}
             return ThroughAsync(topology, urls, move_lease_seconds=LEASE, on_move_step=hook)
         return SpecStore(topology, move_lease_seconds=LEASE, on_move_step=hook)
 
@@ -492,18 +533,61 @@ MAX_RUNS = 6
 with the next seed, up to this many runs (each checks every invariant)."""
 
 
+LOCAL_PHASES = [phase for phase in Phase if phase is not Phase.explain]
+"""Outside CI a failure is shrunk, but not explained: the explain phase traces every line
+(Python < 3.12), and a failing cluster run's report then outlasted the 300 s test timeout."""
+
+
 def unreached(outcomes: Counter[str]) -> list[str]:
     return [p for p in NEEDED if not any(name.startswith(p) for name in outcomes)]
 
 
+EXAMPLES = {"servers": 100, "cluster": 25}
+"""Examples per run by layout (SPECSTORE_MODEL_EXAMPLES overrides them all): a cluster step
+costs more, and the single-server layout checks the same rules at length."""
+
+LAYOUTS = ["servers", pytest.param("cluster", marks=pytest.mark.cluster)]
+
+
+def layout_of(
+    name: str, servers: tuple[RedisServer, RedisServer], request: pytest.FixtureRequest
+) -> Layout:
+    """The backends of layout ``name``. The session's cluster is flushed as every cluster
+    test does; of this module's servers, the cluster layout uses only the second."""
+    api, cell = servers
+    if name == "servers":
+
+        def flush_both() -> None:
+            flush_server(api)
+            flush_server(cell)
+
+        return Layout(api.url, cell.url, None, flush_both)
+    assert name == "cluster", name
+    cluster: RedisClusterNodes = request.getfixturevalue("redis_cluster")
+
+    def flush() -> None:
+        cluster.flush()
+        flush_server(cell)
+
+    return Layout(cluster.url, cell.url, cluster.url, flush)
+
+
 @pytest.mark.parametrize("kind", ["sync", "async"])
+@pytest.mark.parametrize("layout", LAYOUTS)
 def test_the_authority_keeps_its_guarantees_under_crashes_and_late_steps(
-    model_servers: tuple[RedisServer, RedisServer], kind: str
+    model_servers: tuple[RedisServer, RedisServer],
+    layout: str,
+    kind: str,
+    request: pytest.FixtureRequest,
 ) -> None:
     run_seed = int(os.environ.get("SPECSTORE_MODEL_SEED") or random.SystemRandom().randrange(2**32))
-    examples = int(os.environ.get("SPECSTORE_MODEL_EXAMPLES", "100"))
+    examples = int(os.environ.get("SPECSTORE_MODEL_EXAMPLES") or EXAMPLES[layout])
     steps = int(os.environ.get("SPECSTORE_MODEL_STEPS", "40"))
-    machine = type("Machine", (AuthorityMachine,), {"servers": model_servers, "kind": kind})
+    machine = type(
+        "Machine",
+        (AuthorityMachine,),
+        {"layout": layout_of(layout, model_servers, request), "kind": kind},
+    )
     AuthorityMachine.outcomes = Counter()
     config = settings(
         max_examples=examples,
@@ -513,14 +597,19 @@ def test_the_authority_keeps_its_guarantees_under_crashes_and_late_steps(
         derandomize=False,
         suppress_health_check=list(HealthCheck),
         # in CI a failure is reported at once with its seed (replay locally to shrink it)
-        phases=[Phase.explicit, Phase.generate] if os.environ.get("CI") else list(Phase),
+        phases=[Phase.explicit, Phase.generate] if os.environ.get("CI") else LOCAL_PHASES,
     )
     for run in range(MAX_RUNS):
         run_seed_now = (run_seed + run) % 2**32
-        print(f"\nmodel seed {run_seed_now} (replay: SPECSTORE_MODEL_SEED={run_seed_now})")
+        print(
+            f"\n{layout}/{kind}: model seed {run_seed_now}, {examples} examples of {steps} steps"
+            f" (replay: SPECSTORE_MODEL_SEED={run_seed_now})"
+        )
         run_state_machine_as_test(seed(run_seed_now)(machine), settings=config)  # type: ignore[no-untyped-call, unused-ignore]
-        if not unreached(AuthorityMachine.outcomes):
+        missed = unreached(AuthorityMachine.outcomes)
+        if not missed:
             break
+        print(f"not reached yet: {missed}")
     outcomes = AuthorityMachine.outcomes
     crashes = sum(n for name, n in outcomes.items() if "crashed" in name)
     print(f"{sum(outcomes.values())} calls, {crashes} crashes: {dict(sorted(outcomes.items()))}")
