@@ -1,4 +1,6 @@
-"""The store against an in-memory model: a hypothesis state machine, on fakeredis and Redis.
+"""The store against an in-memory model: a hypothesis state machine, on fakeredis, Redis and
+the real 3-master Redis Cluster (the blocking store everywhere, the asyncio store on Redis and
+on the cluster).
 
 Rules create, save (with a rev held from an earlier read or write -- current or stale --, with
 the current rev, with an arbitrary rev, or with none), promote, destroy, get and locate, through
@@ -13,6 +15,10 @@ Calls lean towards their successful path: uuids are picked four times likelier l
 for creates), stores five times likelier the spec's home, every uuid starts live and destroys
 leave at least one spec; ``check_balance`` asserts the mix (successes at least as many as
 refusals, one call in thirty a successful read).
+
+On the cluster the pool's uuids hash to slots of two of the three masters of a freshly
+created cluster, and the keyspace check's pipeline spans them; it runs CLUSTER_RUNS (fewer
+examples: a step costs more there).
 
 Two mutants (a save that drops the compare-and-set, a promote that leaves a copy behind) show the
 machine catches the bugs it is meant to catch.
@@ -72,6 +78,8 @@ RUNS = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 
+CLUSTER_RUNS = settings(RUNS, max_examples=50)
+
 E = TypeVar("E", bound=SpecStoreError)
 
 
@@ -100,7 +108,7 @@ class StoreMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.client = cast(redis.Redis, self.store.client)
-        self.client.flushall()
+        self.client.flushall()  # (a cluster client sends it to every master)
         self.keys = self.store.keys
         self.model: dict[str, Entry] = {}
         self.tombstones: dict[str, int] = {}
@@ -444,6 +452,21 @@ def test_the_asyncio_store_matches_the_model_on_redis(redis_server: RedisServer)
     finally:
         store.client.flushall()
         store.close()
+
+
+@pytest.mark.cluster
+@pytest.mark.parametrize(
+    "fixture", ["cluster_store", "cluster_async_store"], ids=["blocking", "asyncio"]
+)
+def test_store_matches_the_model_on_the_cluster(
+    fixture: str, request: pytest.FixtureRequest
+) -> None:
+    """The blocking and the asyncio store on the session's cluster (flushed by the fixture,
+    and by the machine before every example)."""
+    store: SpecStore = request.getfixturevalue(fixture)
+    outcomes = run_machine(store, CLUSTER_RUNS)
+    assert set(outcomes) == EVERY_OUTCOME
+    check_balance(outcomes)
 
 
 # -- the machine catches bugs ---------------------------------------------------------------
