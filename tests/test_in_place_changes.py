@@ -11,6 +11,7 @@ leaves it (normalised, in canonical order).
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -23,7 +24,7 @@ from pydantic_core import PydanticSerializationError
 
 from specstore import RequestContext, SpecStore
 from specstore.errors import InvalidSpecError
-from specstore.model import RequestSpec, persisted_exclude
+from specstore.model import InstanceNUMACell, RequestSpec, persisted_exclude
 from specstore.serializers import DEFAULT_CODEC, json_codec
 from tests.factories import typical_spec
 
@@ -50,11 +51,22 @@ def _rules(spec: RequestSpec) -> Any:
     return spec.instance_group.rules
 
 
-def _nested(depth: int) -> Any:
+def _nested(depth: int, kind: str = "map") -> Any:
     value: Any = "leaf"
     for _ in range(depth):
-        value = {"k": value}
+        value = {"k": value} if kind == "map" else [value]
     return value
+
+
+def _deep_property(depth: int, kind: str) -> Change:
+    """An image property nested ``depth`` levels (the model allows 16 from the map down)."""
+    return lambda spec: _properties(spec).__setitem__("n", _nested(depth, kind))
+
+
+def _set(model: Any, field: str, value: object) -> None:
+    """Put ``value`` in a field's slot without validation (as model_construct and
+    model_copy(update=...) do)."""
+    model.__dict__[field] = value
 
 
 CHANGES: dict[str, Change] = {
@@ -83,6 +95,26 @@ CHANGES: dict[str, Change] = {
     ),
     "pci spec unsorted": lambda s: _pci_spec(s).append({"b": "1", "a": "2"}),
     "pci spec int": lambda s: _pci_spec(s).append({"a": 1}),
+    **{
+        f"property {kind} nested {depth} deep": _deep_property(depth, kind)
+        for depth in (14, 15, 16)
+        for kind in ("map", "list")
+    },
+    "num_instances zero": lambda s: _set(s, "num_instances", 0),
+    "num_instances text": lambda s: _set(s, "num_instances", "2"),
+    "vcpus text": lambda s: _set(s.flavor, "vcpus", "4"),
+    "flavor name empty": lambda s: _set(s.flavor, "name", ""),
+    "uuid as text": lambda s: _set(s, "instance_uuid", str(s.instance_uuid)),
+    "policy unknown": lambda s: _set(s.instance_group, "policy", "spread"),
+    "bfv as int": lambda s: _set(s, "is_bfv", 1),
+    "image date naive": lambda s: _set(s.image, "created_at", dt.datetime(2024, 1, 1)),
+    "image date not utc": lambda s: _set(
+        s.image, "created_at", dt.datetime(2024, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+    ),
+    "hints a plain dict": lambda s: _set(s, "scheduler_hints", {"zz": ["1"], "aa": ["2"]}),
+    "cell built unchecked": lambda s: _cells(s).append(
+        InstanceNUMACell.model_construct(id=-1, memory=512)
+    ),
     "transient junk": lambda s: s.requested_resources.append(5),  # type: ignore[arg-type]
     "group members junk": lambda s: s.instance_group.members.append(5),  # type: ignore[union-attr,arg-type]
 }

@@ -39,7 +39,7 @@ from specstore.model import (
     RequestSpec,
     persisted_payload,
 )
-from specstore.model.base import MAX_FREEFORM_DEPTH, FreeformMap, SortedDict, StrMap
+from specstore.model.base import MAX_FREEFORM_DEPTH, FreeformMap, SortedDict, StrMap, UtcDatetime
 from specstore.model.request_spec import SchedulerHints
 from specstore.serializers.envelope import EXT_UUID
 
@@ -96,7 +96,7 @@ def _flat_freeform(value: Any) -> dict[str, Any]:
         raise _UnsupportedError("free-form map")
     if _FREEFORM_SCALARS.issuperset(map(type, value.values())):
         return dict(value)
-    return {k: _canonical(_freeform(v)) for k, v in value.items()}
+    return {k: _canonical(_freeform(v, 2)) for k, v in value.items()}  # (the map is depth 1)
 
 
 def _canonical(value: Any) -> Any:
@@ -142,6 +142,8 @@ def _is_scalar(annotation: Any) -> bool:
 _KNOWN_WRAPS = frozenset({typing.get_args(SchedulerHints)[1].func})
 """Wrap validators that only normalise what they are given (a bare hint value to a list) and
 sort the map: the declared type, checked strictly, is at least as strict."""
+_TO_UTC = frozenset({typing.get_args(UtcDatetime)[1].func})
+"""The after validator of datetimes: it only converts them to UTC."""
 _SORTING_ONLY = frozenset({typing.get_args(StrMap)[1].func})
 """After validators that only put a map in key order (what a SortedDict keeps itself)."""
 _DONE_BY_FREEFORM = frozenset({typing.get_args(FreeformMap)[1].func})
@@ -175,9 +177,9 @@ def _expression(annotation: Any, var: str, names: dict[str, Any], make: Callable
     if meta:
         return _constrained(base, meta, var, names, make)
     if annotation is UUID and names["_uuid_ext"]:
-        return f"{_UUID_EXT.format(var=var)} if type({var}) is _UUID else {var}"
+        return f"({_UUID_EXT.format(var=var)} if type({var}) is _UUID else _unsure())"
     if _is_scalar(annotation):
-        return var  # (a field's own value: validated when it was assigned)
+        return _checked_scalar(annotation, [], var, names)
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return f"{make(annotation)}({var})"
     origin = typing.get_origin(annotation)
@@ -210,7 +212,7 @@ def _constrained(
     """:func:`_expression` of ``base`` under the metadata ``meta`` (constraints, validators
     and the sorted serializer of sets)."""
     if _is_scalar(base):
-        return var  # (a field's own value: validated when it was assigned)
+        return _checked_scalar(base, meta, var, names)
     if typing.get_origin(base) is set:
         if not any(getattr(m, "func", None) is sorted for m in meta):
             raise _UnsupportedError(f"set without the sorted serializer: {base!r}")
@@ -232,9 +234,44 @@ def _constrained(
                 expr = f"({expr} if type({var}) is _SortedDict else {function}({expr}))"
             else:
                 expr = f"{function}({expr})"  # (it checks, and gives the canonical order)
-        elif not (isinstance(item, WrapValidator) and item.func in _KNOWN_WRAPS):
+        elif isinstance(item, WrapValidator) and item.func in _KNOWN_WRAPS:
+            expr = f"({expr} if type({var}) is _SortedDict else _unsure())"  # (its map, sorted)
+        else:
             raise _UnsupportedError(f"metadata {item!r} of {base!r}")
     return expr
+
+
+def _checked_scalar(base: Any, meta: list[Any], var: str, names: dict[str, Any]) -> str:
+    """Python text giving ``var`` (a field's own scalar value) when it is what validation
+    leaves there -- its exact type, within its bounds -- and raising otherwise: a value put in
+    by ``model_copy(update=...)``, ``model_construct`` or ``__dict__`` was never validated."""
+    checks: list[str] = []
+    if typing.get_origin(base) is Literal:
+        name = f"_literal_{len(names)}"
+        names[name] = frozenset(typing.get_args(base))
+        checks.append(f"type({var}) is str and {var} in {name}")
+    elif base is UUID:
+        checks.append(f"type({var}) is _UUID")
+    elif base in (dt.datetime, AwareDatetime):
+        checks.append(f"type({var}) is _datetime and {var}.tzinfo is _utc")
+    elif base in (str, int, float, bool):
+        checks.append(f"type({var}) is {base.__name__}")
+    else:
+        raise _UnsupportedError(f"scalar {base!r}")
+    for item in meta:
+        if isinstance(item, annotated_types.Ge):
+            checks.append(f"{var} >= {item.ge!r}")
+        elif isinstance(item, annotated_types.Gt):
+            checks.append(f"{var} > {item.gt!r}")
+        elif isinstance(item, annotated_types.MinLen):
+            checks.append(f"len({var}) >= {item.min_length}")
+        elif isinstance(item, annotated_types.MaxLen):
+            checks.append(f"len({var}) <= {item.max_length}")
+        elif isinstance(item, AfterValidator) and item.func in _TO_UTC:
+            pass  # (the type check asks for UTC)
+        elif not isinstance(item, annotated_types.Timezone):
+            raise _UnsupportedError(f"scalar constraint {item!r}")
+    return f"({var} if {' and '.join(checks)} else _unsure())"
 
 
 def _items_check(annotation: Any, items: str, names: dict[str, Any]) -> str:
@@ -272,6 +309,8 @@ class _Generator:
             "_length": _length,
             "_unsure": _unsure,
             "_SortedDict": SortedDict,
+            "_datetime": dt.datetime,
+            "_utc": dt.timezone.utc,
             "_UnsupportedError": _UnsupportedError,
         }
         self.lines: list[str] = []
