@@ -53,7 +53,11 @@ def connect(url: str, **options: Any) -> RedisClient:
     options.setdefault("retry", _no_retry())
     with _url_errors(url):
         if scheme in _CLUSTER_SCHEMES:
-            return _Cluster.from_url(url.replace("+cluster", "", 1), **options)
+            try:  # (the blocking cluster client asks a node for the slot map at once)
+                return _Cluster.from_url(url.replace("+cluster", "", 1), **options)
+            except (RedisClusterException, redis.RedisError) as exc:
+                operation = f"connecting to the cluster at {redact(url)}"
+                raise BackendError(operation, exc, may_have_written=False) from exc
         options.setdefault("redis_connect_func", _handshake)
         client: redis.Redis = redis.Redis.from_url(url, **options)
         return client

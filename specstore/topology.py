@@ -25,10 +25,16 @@ from typing import Any, Generic, TypeVar
 
 import redis
 from redis.cluster import RedisCluster
+from redis.exceptions import RedisClusterException
 
 from specstore.connection import AsyncRedisClient, RedisClient, connect, connect_async, redact
 from specstore.core.keys import API, Keyspace, validate_cell_name
-from specstore.errors import ConfigurationError, InvalidInputError, UnknownStoreError
+from specstore.errors import (
+    ConfigurationError,
+    InvalidInputError,
+    SpecStoreError,
+    UnknownStoreError,
+)
 
 
 def _require_binary(name: str, client: RedisClient | AsyncRedisClient) -> None:
@@ -213,15 +219,15 @@ def _database_identity(url: str) -> tuple[str, ...] | None:
         return None
     try:
         client = connect(url, socket_connect_timeout=2, socket_timeout=2)
-    except InvalidInputError:
-        return None  # (the backend's own client refused the URL already, or will)
+    except SpecStoreError:
+        return None  # (a URL refused, a cluster that cannot be reached now)
     try:
         if isinstance(client, RedisCluster):
             nodes = client.cluster_nodes()
             return ("cluster", *sorted(str(node["node_id"]) for node in nodes.values()))
         run_id = str(client.info("server")["run_id"])
         return ("server", run_id, str(client.connection_pool.connection_kwargs.get("db", 0)))
-    except (redis.RedisError, OSError, KeyError, TypeError):
+    except (redis.RedisError, RedisClusterException, OSError, KeyError, TypeError):
         return None
     finally:
         client.close()

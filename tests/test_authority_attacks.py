@@ -670,3 +670,24 @@ def test_two_nodes_of_one_cluster_under_one_prefix_are_refused(redis_cluster: An
     first, second = (f"redis+cluster://127.0.0.1:{s.port}" for s in redis_cluster.servers[:2])
     with pytest.raises(ConfigurationError, match="same Redis database"):
         Topology.from_config({"redis_url": first, "cells": {"c1": {"redis_url": second}}})
+
+
+def test_a_cluster_cell_that_is_down_at_startup_fails_typed_or_not_at_all(
+    servers: Servers,
+) -> None:
+    """The blocking cluster client asks for the slot map when it is made: a cell whose cluster
+    is down makes from_config fail with BackendError (it raised redis-py's own exception);
+    the asyncio client connects lazily, so from_config_async succeeds (the alias check skips
+    a cluster it cannot ask)."""
+    from specstore.errors import BackendError
+    from specstore.topology import Topology
+    from tests.support.redis_server import free_port
+
+    api_server, _ = servers
+    config = {
+        "redis_url": api_server.url,
+        "cells": {"c1": {"redis_url": f"redis+cluster://127.0.0.1:{free_port()}"}},
+    }
+    with pytest.raises(BackendError, match="nothing was written"):
+        Topology.from_config(config)
+    Topology.from_config_async(config)
