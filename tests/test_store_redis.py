@@ -370,3 +370,19 @@ def test_records_holding_numbers_specstore_never_writes_are_refused_as_foreign(
             else:
                 pytest.fail(f"{name} over an odd {where} ({odd!r}) did not fail")
             assert [client.hgetall(k) for k in keys] == before, (name, where)
+
+
+def test_revs_far_past_what_any_spec_reaches_still_count(real_store: SpecStore) -> None:
+    """Revs up to 2**53 - 1 (where Lua's numbers stop being exact; no spec gets near) are read
+    and written as the numbers they are (a limit of 15 digits refused them from 10**15 on)."""
+    ctx = RequestContext(store=real_store)
+    spec = typical_spec()
+    uid = str(spec.instance_uuid)
+    real_store.create(ctx, spec)
+    high = 2**53 - 4
+    for key in (real_store.keys.spec_key("api", uid), real_store.keys.location_key(uid)):
+        real_store.client.hset(key, "rev", high)
+    revs = [real_store.save(ctx, spec, rev=high + n) for n in range(3)]
+    assert revs == [high + 1, high + 2, 2**53 - 1]
+    assert real_store.promote(ctx, uid, "cell1").rev == 2**53 - 1
+    assert real_store.get(ctx.target_cell("cell1"), uid).rev == 2**53 - 1

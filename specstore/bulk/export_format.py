@@ -460,6 +460,11 @@ def _record(
     )
 
 
+MAX_REV = 2**53 - 1 - 1_000_000
+"""The highest rev an import writes: the scripts count exactly up to 2**53 - 1, and a spec
+imported at this rev still takes a million writes."""
+
+
 def _checked(
     item: dict[str, Any],
     uid: str,
@@ -477,8 +482,8 @@ def _checked(
     except InvalidInputError as exc:
         raise CorruptDocumentError(str(exc)) from exc
     rev = item.get("rev")
-    if type(rev) is not int or rev < 1:
-        raise CorruptDocumentError(f"record {uid} has no positive integer rev")
+    if type(rev) is not int or not 1 <= rev <= MAX_REV:
+        raise CorruptDocumentError(f"record {uid} has no rev from 1 to {MAX_REV}")
     meta = {name: item.get(name, "") for name in META_FIELDS}
     if not all(isinstance(v, str) for v in meta.values()):
         raise CorruptDocumentError(f"record {uid} has non-text metadata")

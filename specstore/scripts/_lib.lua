@@ -18,11 +18,13 @@
 local unpack = unpack or table.unpack
 -- (This text runs on every call: it builds no table, which would cost each call about 2 us.)
 
--- A count specstore wrote (rev, epoch, lease, fence): decimal digits only, exact in Lua's
--- numbers; nil for anything else (tonumber also reads 'nan', 'inf', '0x10', ' 2 ', '1e300').
+-- A count specstore wrote (rev, epoch, lease, fence): decimal digits only, at most 2^53 - 1
+-- (exact in Lua's numbers); nil for anything else (tonumber also reads 'nan', 'inf', '0x10',
+-- ' 2 ', '1e300').
 local function int_of(text)
-  if type(text) == 'string' and #text <= 15 and string.find(text, '^%d+$') then
-    return tonumber(text)
+  if type(text) == 'string' and #text <= 16 and string.find(text, '^%d+$') then
+    local n = tonumber(text)
+    if n <= 9007199254740991 then return n end
   end
   return nil
 end
