@@ -8,12 +8,14 @@ The functions made here do the same walk with one straight-line statement per fi
 from each model's ``__dict__``; they are generated once, at import, from the model classes,
 so a field added to the model is picked up by them too.
 
-What they give is the same data as the pydantic dump (the same keys in the same order, the
-same values, fresh containers): fields at their default value and the transient fields are
-left out, nested models become dicts, sets become sorted lists, mappings and lists are
-copied. Anything they are not sure of (a value of another type than the model declares, a
-missing field, an unknown annotation) makes :func:`fast_payload` give pydantic's own dump
-instead; tests compare the two on generated specs.
+What they give is the same data as the pydantic dump of the spec as validation leaves it
+(the same keys in the same order, the same values, fresh containers): fields at their
+default value and the transient fields are left out, nested models become dicts, sets become
+sorted lists, mappings and lists are copied. They also check every value they write (below):
+anything they are not sure of (a value validation would not leave there, a missing field)
+makes :func:`checked_payload` give None, and the codec then validates the spec as a whole;
+an annotation they have no statement for fails at import. Tests compare them with pydantic
+on generated specs and on specs changed in place.
 """
 
 from __future__ import annotations
