@@ -794,3 +794,17 @@ def test_encoding_does_not_mutate_kept_newer_minor_fields(
     json_codec.dumps(spec)
     assert spec.newer_minor_fields == kept
     assert CODEC_10.encode(spec) == first
+
+
+def test_kept_newer_fields_named_by_anything_but_text_are_refused_on_write(
+    codec_11: DocumentCodec,
+) -> None:
+    """A kept field changed in place to a name no reader takes (an int) is refused with
+    InvalidSpecError instead of written as a document whose payload is not keyed by names."""
+    from specstore.errors import InvalidSpecError
+
+    spec = CODEC_10.decode(codec_11.encode(_spec_11(boot_priority=7)))
+    assert spec.newer_minor_fields is not None
+    spec.newer_minor_fields[1][5] = "x"
+    with pytest.raises(InvalidSpecError):
+        CODEC_10.encode(spec)

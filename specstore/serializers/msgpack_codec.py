@@ -98,6 +98,8 @@ class DocumentCodec:
             return self.current_version, payload
         source_version, unknown = kept
         merge_unknown(payload, unknown, self.model)
+        if not all(type(name) is str for name in payload):
+            raise InvalidSpecError("fields kept from a newer version must be named by text")
         return source_version, payload
 
     def _checked_payload(
