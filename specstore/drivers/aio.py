@@ -149,9 +149,12 @@ def _masters_of(client: RedisCluster, commands: Sequence[tuple[Any, ...]]) -> in
     for command in commands:
         key = command[3] if command[0] == "EVALSHA" else command[1]
         try:
-            names.add(client.nodes_manager.get_node_from_slot(client.keyslot(key)).name)
+            node = client.get_node_from_key(key)
         except Exception:
+            node = None
+        if node is None:
             return len(commands)
+        names.add(node.name)
     return len(names)
 
 
