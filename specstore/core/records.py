@@ -25,7 +25,7 @@ FIELD_DOC = b"doc"
 FIELD_REV = b"rev"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class StoredSpec:
     """A spec as read from a store, with its revision and plain-text metadata."""
 
@@ -38,8 +38,32 @@ class StoredSpec:
     created_at: str
     updated_at: str
 
+    def __init__(
+        self,
+        spec: RequestSpec,
+        rev: int,
+        store: str,
+        schema: str,
+        project_id: str,
+        user_id: str,
+        created_at: str,
+        updated_at: str,
+    ) -> None:
+        # Every read makes one: set through __dict__ (the frozen dataclass's own __init__
+        # calls object.__setattr__ per field, five times the cost). Still frozen afterwards.
+        self.__dict__.update(
+            spec=spec,
+            rev=rev,
+            store=store,
+            schema=schema,
+            project_id=project_id,
+            user_id=user_id,
+            created_at=created_at,
+            updated_at=updated_at,
+        )
 
-@dataclass(frozen=True)
+
+@dataclass(slots=True)
 class WriteArgs:
     """What a write sends besides keys: the document and its plain-text metadata."""
 
@@ -59,15 +83,11 @@ def write_args(spec: RequestSpec, codec: DocumentCodec) -> WriteArgs:
     )
 
 
-def _text(raw: dict[bytes, bytes], field: bytes) -> str:
-    value = raw.get(field)
-    return value.decode("utf-8", "replace") if value is not None else ""
-
-
 def parse_record(
     raw: dict[bytes, bytes], store: str, instance_uuid: str, codec: DocumentCodec
 ) -> StoredSpec:
-    """A StoredSpec from an HGETALL reply (non-empty); corrupt records raise typed errors."""
+    """A StoredSpec from an HGETALL reply (non-empty); corrupt records raise typed errors.
+    ``instance_uuid`` is canonical (:func:`~specstore.core.keys.normalize_uuid`)."""
     doc, rev = raw.get(FIELD_DOC), raw.get(FIELD_REV)
     if doc is None or rev is None or not rev.isdigit():
         raise CorruptDocumentError(f"spec record {instance_uuid} in {store!r} lacks doc or rev")
@@ -75,7 +95,7 @@ def parse_record(
         spec = codec.decode(doc)
     except (CorruptDocumentError, IncompatibleSchemaError) as exc:
         raise type(exc)(f"spec {instance_uuid} in {store!r}: {exc}") from exc
-    if str(spec.instance_uuid) != instance_uuid:
+    if spec.instance_uuid.hex != instance_uuid.replace("-", ""):  # (cheaper than str())
         raise CorruptDocumentError(
             f"spec record {instance_uuid} in {store!r} holds instance {spec.instance_uuid}"
         )
@@ -83,11 +103,11 @@ def parse_record(
         spec=spec,
         rev=int(rev),
         store=store,
-        schema=_text(raw, b"schema"),
-        project_id=_text(raw, b"project_id"),
-        user_id=_text(raw, b"user_id"),
-        created_at=_text(raw, b"created_at"),
-        updated_at=_text(raw, b"updated_at"),
+        schema=raw.get(b"schema", b"").decode("utf-8", "replace"),
+        project_id=raw.get(b"project_id", b"").decode("utf-8", "replace"),
+        user_id=raw.get(b"user_id", b"").decode("utf-8", "replace"),
+        created_at=raw.get(b"created_at", b"").decode("utf-8", "replace"),
+        updated_at=raw.get(b"updated_at", b"").decode("utf-8", "replace"),
     )
 
 
@@ -98,6 +118,8 @@ def reply_text(value: Any) -> str:
 
 def check_reply(reply: Any, instance_uuid: str, store: str, expected_rev: int | None) -> list[str]:
     """The reply's fields after an ``ok`` status; the typed error for any other status."""
+    if reply and reply[0] == b"ok":  # (every successful write: no per-field call)
+        return [v.decode("utf-8", "replace") if type(v) is bytes else str(v) for v in reply[1:]]
     fields = [reply_text(v) for v in reply]
     status, rest = fields[0], fields[1:]
     if status == "ok":

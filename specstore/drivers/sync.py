@@ -51,6 +51,11 @@ def execute(request: Request) -> Any:
     are, for the logic to read)."""
     backend = cast(Backend, request.backend)
     held = spare_connections(backend)
+    if isinstance(request, Command):
+        with backend_errors(request.label, writes=request.writes, reply_errors=True):
+            if held is not None:
+                return held.execute(*request.args)
+            return backend.client.execute_command(*request.args, **_keyed(request.args))  # type: ignore[no-untyped-call]
     if isinstance(request, Script):
         with backend_errors(request.label, writes=request.writes, reply_errors=True):
             return lua_sync.run_script(
@@ -62,11 +67,6 @@ def execute(request: Request) -> Any:
     if isinstance(request, Hashes):
         with backend_errors(request.label, writes=False, reply_errors=True):
             return read_hashes(backend.client, request.keys, held)
-    if isinstance(request, Command):
-        with backend_errors(request.label, writes=request.writes, reply_errors=True):
-            if held is not None:
-                return held.execute(*request.args)
-            return backend.client.execute_command(*request.args, **_keyed(request.args))  # type: ignore[no-untyped-call]
     if isinstance(request, Commands):
         with backend_errors(request.label, writes=request.writes, reply_errors=True):
             if held is not None:
