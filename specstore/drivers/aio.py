@@ -54,6 +54,9 @@ async def execute(request: Request) -> Any:
     """One call's reply; redis-py failures become BackendError (reply errors stay as they
     are, for the logic to read)."""
     backend = cast(AsyncBackend, request.backend)
+    if isinstance(request, Command):
+        with backend_errors(request.label, writes=request.writes, reply_errors=True):
+            return await _one(backend, request.args)
     if isinstance(request, Script):
         with backend_errors(request.label, writes=request.writes, reply_errors=True):
             return await _script(backend, (request.script, request.keys, request.args))
@@ -63,9 +66,6 @@ async def execute(request: Request) -> Any:
     if isinstance(request, Hashes):
         with backend_errors(request.label, writes=False, reply_errors=True):
             return hash_replies(await _many(backend, [("HGETALL", k) for k in request.keys]))
-    if isinstance(request, Command):
-        with backend_errors(request.label, writes=request.writes, reply_errors=True):
-            return await _one(backend, request.args)
     if isinstance(request, Commands):
         with backend_errors(request.label, writes=request.writes, reply_errors=True):
             return await _many(backend, request.commands)
