@@ -21,6 +21,9 @@ specstore/baseline, target, met/MISSED):
    without the otel extra (needs opentelemetry-sdk; "not run" otherwise)
 9. asyncio save / get latency (p50, p99) of AsyncSpecStore vs raw ``redis.asyncio`` HSET /
    HGETALL and vs hand-rolled pydantic JSON + SET / GET on ``redis.asyncio`` (one event loop)
+10. client instructions per get / save / async get / async save (valgrind's callgrind, client
+    process only) vs the hand-rolled pydantic JSON + GET / SET; opt-in: runs only when
+    ``--figures`` names it (minutes), and yields no rows without ``valgrind`` on PATH
 
 ``--chart PATH`` also draws the latencies and throughputs as a PNG (matplotlib, bench extra).
 """
@@ -47,6 +50,7 @@ from benchmarks import (
     chart,
     codecbench,
     exportbench,
+    instructions,
     latency,
     otelbench,
     profiling,
@@ -64,7 +68,9 @@ from benchmarks.workload import (
 )
 from specstore.connection import connect
 
-FIGURES = (1, 2, 3, 4, 5, 6, 7, 8, 9)
+FIGURES = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10)
+OPT_IN = {10}
+"""Figures run only when ``--figures`` names them (figure 10 takes minutes)."""
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -83,8 +89,8 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--profile-paths", default="",
                         help="comma-separated paths to profile instead (e.g. 'export,decode')")
     parser.add_argument("--chart", type=Path, help="also draw the results to this PNG")
-    parser.add_argument("--figures", default=",".join(map(str, FIGURES)),
-                        help="comma-separated figure numbers to run (default: all)")
+    parser.add_argument("--figures", default=",".join(str(f) for f in FIGURES if f not in OPT_IN),
+                        help="comma-separated figure numbers to run (default: all but 10)")
     args = parser.parse_args(argv)
     if args.scale <= 0:
         parser.error("--scale must be positive")
@@ -102,7 +108,7 @@ def _step(message: str) -> None:
 
 
 def _missing_binaries(args: argparse.Namespace) -> list[str]:
-    needed = [] if args.redis_url else ["redis-server"]
+    needed = [] if args.redis_url and 10 not in args.figures else ["redis-server"]
     if args.cluster and 6 in args.figures:
         needed += ["redis-server", "redis-cli"]
     return sorted({name for name in needed if shutil.which(name) is None})
@@ -163,6 +169,7 @@ def run(args: argparse.Namespace) -> tuple[list[Row], dict[str, Any], dict[str, 
                 7: lambda: redisom.figure_7(client, prefix, counts),
                 8: lambda: otelbench.figure_8(client, prefix, counts),
                 9: lambda: asyncbench.figure_9(url, prefix, counts),
+                10: instructions.figure_10,
             }
             for number, figure in figures.items():
                 if number in args.figures or (number == 1 and 2 in args.figures):
