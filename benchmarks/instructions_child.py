@@ -4,11 +4,11 @@
 
 Connects to the redis-server on 127.0.0.1:<port> and sets up: a store under a key prefix of
 its own (:class:`~specstore.store.SpecStore`, or :class:`~specstore.aio.AsyncSpecStore` on
-``redis.asyncio`` for the ``a`` ops), the typical spec created in it and read back, and the
-same spec as a hand-rolled JSON STRING key, set and read back. Then 3 warm-up calls of the
-op, then ``n`` calls (awaited one at a time in one event loop for the async ops). With
-``n=0`` it does everything but the measured calls: the parent runs it under callgrind both
-ways and divides the difference by ``n``.
+``redis.asyncio`` for the ``a`` ops; keys an earlier run left under it are deleted first),
+the typical spec created in it and read back, and the same spec as a hand-rolled JSON STRING
+key, set and read back. Then 3 warm-up calls of the op, then ``n`` calls (awaited one at a
+time in one event loop for the async ops). With ``n=0`` it does everything but the measured
+calls: the parent runs it under callgrind both ways and divides the difference by ``n``.
 """
 
 from __future__ import annotations
@@ -53,6 +53,8 @@ def _run_sync(op: str, n: int, port: int) -> object:
     prefix = _prefix(op, n)
     store = SpecStore(client, keyspace=Keyspace(prefix))
     try:
+        for stale in client.scan_iter(f"{prefix}:*"):  # a run before on this server
+            client.delete(stale)
         ctx, spec, uid = RequestContext(store=store), typical_spec(UID), str(UID)
         store.create(ctx, spec)
         store.get(ctx, uid)
@@ -78,6 +80,8 @@ async def _run_async(op: str, n: int, port: int) -> object:
     prefix = _prefix(op, n)
     store = AsyncSpecStore(client, keyspace=Keyspace(prefix))
     try:
+        async for stale in client.scan_iter(f"{prefix}:*"):  # a run before on this server
+            await client.delete(stale)
         ctx, spec, uid = RequestContext(store=store), typical_spec(UID), str(UID)
         await store.create(ctx, spec)
         await store.get(ctx, uid)

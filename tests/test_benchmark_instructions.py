@@ -39,6 +39,13 @@ def test_child_op_runs(op: str, url: str, redis_server: RedisServer) -> None:
 
 
 @pytest.mark.redis
+@pytest.mark.parametrize("op", ["get", "asave"])
+def test_child_runs_again_on_the_same_server(op: str, url: str, redis_server: RedisServer) -> None:
+    run(op, 0, redis_server.port)
+    assert isinstance(run(op, 0, redis_server.port), RESULT_TYPES[op])
+
+
+@pytest.mark.redis
 def test_child_main_runs_the_baseline(url: str, redis_server: RedisServer) -> None:
     assert main(["save", "0", str(redis_server.port)]) == 0
     assert main(["nope", "0", str(redis_server.port)]) == 2
