@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import contextlib
 import re
+import select
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextvars import ContextVar
 from types import TracebackType
 from typing import Any, Protocol, TypeAlias
 from urllib.parse import urlsplit
@@ -26,6 +28,8 @@ from urllib.parse import urlsplit
 import redis
 import redis.asyncio
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+from redis.asyncio.connection import Connection as AsyncConnection
+from redis.asyncio.connection import SSLConnection as AsyncSSLConnection
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 from redis.cluster import RedisCluster
@@ -71,7 +75,7 @@ def connect_async(url: str, **options: Any) -> AsyncRedisClient:
     options.setdefault("retry", AsyncRetry(NoBackoff(), 0))
     with _url_errors(url):
         if scheme in _CLUSTER_SCHEMES:
-            return AsyncRedisCluster.from_url(url.replace("+cluster", "", 1), **options)
+            return _AsyncCluster.from_url(url.replace("+cluster", "", 1), **options)
         options.setdefault("redis_connect_func", _handshake_async)
         client: redis.asyncio.Redis = redis.asyncio.Redis.from_url(url, **options)
         return client
@@ -163,6 +167,152 @@ async def _handshake_async(connection: Any) -> None:
         raise _HandshakeError(f"handshake failed while connecting to redis: {exc}") from exc
 
 
+class _NotSentError(redis.ConnectionError):
+    """Checking or reconnecting an idle connection failed: the command that needed it was never
+    sent."""
+
+
+class _Sending:
+    """Whether the command of one :func:`backend_errors` block (tracking sends) was written,
+    wholly or in part, to a connection of an asyncio cluster client."""
+
+    __slots__ = ("sent",)
+
+    def __init__(self) -> None:
+        self.sent = False
+
+
+_SENDING: ContextVar[_Sending | None] = ContextVar("specstore_sending", default=None)
+"""The :class:`_Sending` of the block running (a task made inside it, as the cluster client
+makes one per node, shares it)."""
+
+_NOT_THE_CALLS_OWN = frozenset(
+    {
+        b"ASKING",
+        b"AUTH",
+        b"CLIENT",
+        b"CLUSTER",
+        b"COMMAND",
+        b"HELLO",
+        b"PING",
+        b"READONLY",
+        b"READWRITE",
+        b"SELECT",
+    }
+)
+"""Commands the cluster client sends of its own (slot-map refreshes, command table,
+redirections, handshakes): sending one of them sends nothing of the store's call."""
+
+
+def _command_name(chunk: bytes | bytearray | memoryview) -> bytes:
+    """The name of the first command packed in ``chunk`` (``*N\\r\\n$L\\r\\nNAME\\r\\n...``),
+    upper case; b"" when it cannot tell (taken as the call's own)."""
+    parts = bytes(chunk[:64]).split(b"\r\n", 3)
+    return parts[2].upper() if len(parts) > 3 else b""
+
+
+class _CheckedNodeConnection(AsyncConnection):
+    """A connection of an asyncio cluster client that is checked before each command, as
+    redis.asyncio's ``ConnectionPool.ensure_connection`` checks the connections it hands out
+    (``ClusterNode`` checks nothing): one the server or the network closed while it was idle,
+    or with data nobody asked for, is reconnected *before* the command is sent. A failure of
+    the check, the connect or the handshake says it happened before sending, and writing the
+    command of the store's own call marks that call as sent (see :func:`backend_errors`)."""
+
+    _connecting = False
+
+    async def connect_check_health(
+        self, check_health: bool = True, retry_socket_connect: bool = True
+    ) -> None:
+        if self.is_connected:
+            return
+        self._connecting = True
+        try:
+            await super().connect_check_health(check_health, retry_socket_connect)
+        except redis.RedisError as exc:
+            if _before_send(exc):
+                raise
+            raise _HandshakeError(f"handshake failed while connecting to redis: {exc}") from exc
+        finally:
+            self._connecting = False
+
+    async def send_packed_command(
+        self, command: bytes | str | Iterable[bytes], check_health: bool = True
+    ) -> None:
+        if self._connecting:  # (the handshake's own commands)
+            await super().send_packed_command(command, check_health)
+            return
+        chunks: list[bytes]
+        if isinstance(command, str):
+            chunks = [command.encode()]
+        elif isinstance(command, bytes):
+            chunks = [command]
+        else:
+            chunks = list(command)
+        try:
+            if self.is_connected and await self._stale():
+                await self.disconnect(nowait=True)
+            if not self.is_connected:
+                await self.connect()  # type: ignore[no-untyped-call]
+        except redis.RedisError as exc:
+            if _before_send(exc):
+                raise
+            raise _NotSentError(f"checking an idle connection failed: {exc}") from exc
+        sending = _SENDING.get()
+        if sending is not None and chunks and _command_name(chunks[0]) not in _NOT_THE_CALLS_OWN:
+            sending.sent = True  # (before writing: a failed write may have sent a part)
+        await super().send_packed_command(chunks, check_health)
+
+    async def _stale(self) -> bool:
+        try:
+            if await self.can_read():
+                return True
+        except (redis.ConnectionError, redis.TimeoutError, OSError):
+            return True
+        return closed_or_out_of_step(self)
+
+
+class _CheckedNodeSSLConnection(_CheckedNodeConnection, AsyncSSLConnection):
+    """:class:`_CheckedNodeConnection` over TLS."""
+
+
+_CHECKED_NODE_CONNECTIONS: dict[type[Any], type[Any]] = {
+    AsyncConnection: _CheckedNodeConnection,
+    AsyncSSLConnection: _CheckedNodeSSLConnection,
+}
+
+
+class _AsyncCluster(AsyncRedisCluster):
+    """An asyncio cluster client whose node connections are :class:`_CheckedNodeConnection`
+    (it takes no ``connection_class``: it is set on its connection options, from which it
+    makes every node, and on the startup nodes made already)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        checked = _CHECKED_NODE_CONNECTIONS.get(self.connection_kwargs["connection_class"])
+        if checked is not None:
+            self.connection_kwargs["connection_class"] = checked
+            for node in self.nodes_manager.startup_nodes.values():
+                node.connection_class = checked
+
+
+def closed_or_out_of_step(connection: Any) -> bool:
+    """True when an idle ``redis.asyncio`` connection was closed by the server or has data
+    waiting, whether or not the event loop has seen it yet."""
+    reader = connection._reader
+    writer = connection._writer
+    if reader is None or writer is None or reader.at_eof():
+        return True
+    sock = writer.get_extra_info("socket")
+    if sock is None:
+        return True
+    try:
+        readable, _, _ = select.select([sock.fileno()], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
+
+
 class PartlySent(redis.RedisError):
     """A call made of several requests (one pipeline per cluster node) failed after an earlier
     request of it was answered: whatever the failure, the call may have written."""
@@ -187,7 +337,7 @@ def _before_send(exc: redis.RedisError) -> bool:
     to ..."), a failed handshake on a new connection, and a pool that had no connection to
     give (``MaxConnectionsError``).
     """
-    if isinstance(exc, (_HandshakeError, redis.exceptions.MaxConnectionsError)):
+    if isinstance(exc, (_HandshakeError, _NotSentError, redis.exceptions.MaxConnectionsError)):
         return True
     return isinstance(exc, (redis.ConnectionError, redis.TimeoutError)) and (
         "connecting to" in str(exc)
@@ -198,37 +348,55 @@ class _BackendErrors:
     """:func:`backend_errors` (a class: every Redis call goes through one, and a generator-based
     context manager costs each of them about 1 us)."""
 
-    __slots__ = ("operation", "reply_errors", "writes")
+    __slots__ = ("operation", "reply_errors", "sending", "token", "writes")
 
-    def __init__(self, operation: str, writes: bool, reply_errors: bool) -> None:
+    def __init__(
+        self, operation: str, writes: bool, reply_errors: bool, tracks_sending: bool
+    ) -> None:
         self.operation, self.writes, self.reply_errors = operation, writes, reply_errors
+        self.sending = _Sending() if tracks_sending else None
 
     def __enter__(self) -> None:
-        return None
+        if self.sending is not None:
+            self.token = _SENDING.set(self.sending)
 
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        sent = False
+        if self.sending is not None:
+            _SENDING.reset(self.token)
+            sent = self.sending.sent
         if isinstance(exc, redis.RedisError):
             if self.reply_errors and isinstance(exc, redis.ResponseError):
                 return
-            may_have_written = self.writes and not _before_send(exc)
+            # (with sends tracked, a failure that looks as if it came before sending -- a slot
+            # map refresh failing to connect after the command was sent -- says nothing)
+            may_have_written = self.writes and (sent or not _before_send(exc))
             raise BackendError(self.operation, exc, may_have_written=may_have_written) from exc
         if isinstance(exc, RedisClusterException):  # (no RedisError)
             # A cluster client that reached no node to refresh its slot map. The blocking client
             # refreshes right after a command failed, inside its handler: that failure is the
             # context and says whether anything was sent. Otherwise the client was routing a
-            # command it had not sent yet (the asyncio client refreshes before sending).
+            # command it had not sent yet (the asyncio client refreshes before sending), unless
+            # the tracked sends say otherwise.
             failed = exc.__context__
-            sent = isinstance(failed, redis.RedisError) and not _before_send(failed)
+            sent = sent or (isinstance(failed, redis.RedisError) and not _before_send(failed))
             raise BackendError(self.operation, exc, may_have_written=self.writes and sent) from exc
         # (nothing went wrong, or not in redis-py: it goes on as it is)
 
 
-def backend_errors(operation: str, *, writes: bool, reply_errors: bool = False) -> _BackendErrors:
+def backend_errors(
+    operation: str, *, writes: bool, reply_errors: bool = False, tracks_sending: bool = False
+) -> _BackendErrors:
     """Turn redis-py failures inside the block into :class:`BackendError`; with
-    ``reply_errors`` an error reply of Redis (``ResponseError``) passes as it is."""
-    return _BackendErrors(operation, writes, reply_errors)
+    ``reply_errors`` an error reply of Redis (``ResponseError``) passes as it is.
+
+    With ``tracks_sending`` (calls of an asyncio cluster client made by
+    :func:`connect_async`) the block also notes whether its command was written to a node
+    (its connections mark it): then the call may have written, whatever the failure says.
+    Only a call that sent nothing and failed before sending says nothing was written."""
+    return _BackendErrors(operation, writes, reply_errors, tracks_sending)
 
 
 def is_wrong_type(exc: BaseException) -> bool:

@@ -52,22 +52,30 @@ async def run(steps: Steps[T]) -> T:
 
 async def execute(request: Request) -> Any:
     """One call's reply; redis-py failures become BackendError (reply errors stay as they
-    are, for the logic to read)."""
+    are, for the logic to read). On a cluster client the call's sends are tracked: once its
+    command was written, a failure says it may have written whatever it looks like."""
     backend = cast(AsyncBackend, request.backend)
+    tracks = isinstance(backend.client, RedisCluster)
     if isinstance(request, Command):
-        with backend_errors(request.label, writes=request.writes, reply_errors=True):
+        with backend_errors(
+            request.label, writes=request.writes, reply_errors=True, tracks_sending=tracks
+        ):
             return await _one(backend, request.args)
     if isinstance(request, Script):
-        with backend_errors(request.label, writes=request.writes, reply_errors=True):
+        with backend_errors(
+            request.label, writes=request.writes, reply_errors=True, tracks_sending=tracks
+        ):
             return await _script(backend, (request.script, request.keys, request.args))
     if isinstance(request, Scripts):
-        with backend_errors(request.label, writes=True, reply_errors=True):
+        with backend_errors(request.label, writes=True, reply_errors=True, tracks_sending=tracks):
             return await _scripts(backend, request.calls)
     if isinstance(request, Hashes):
         with backend_errors(request.label, writes=False, reply_errors=True):
             return hash_replies(await _many(backend, [("HGETALL", k) for k in request.keys]))
     if isinstance(request, Commands):
-        with backend_errors(request.label, writes=request.writes, reply_errors=True):
+        with backend_errors(
+            request.label, writes=request.writes, reply_errors=True, tracks_sending=tracks
+        ):
             return await _many(backend, request.commands)
     with backend_errors(f"scan {request.pattern}", writes=False, reply_errors=True):
         return await _scan(backend.client, request)

@@ -21,7 +21,6 @@ and fakeredis go through redis-py.
 from __future__ import annotations
 
 import asyncio
-import select
 from collections import deque
 from collections.abc import Sequence
 from typing import Any
@@ -30,6 +29,7 @@ import redis
 import redis.asyncio
 from redis.asyncio.connection import Connection, ConnectionPool, UnixDomainSocketConnection
 
+from specstore.connection import closed_or_out_of_step as _closed_or_out_of_step
 from specstore.drivers.held import HAS_PACKER, pack
 
 _PLAIN_CONNECTIONS = (Connection, UnixDomainSocketConnection)
@@ -136,20 +136,3 @@ def direct_connections(client: object) -> DirectConnections | None:
     if pool.connection_class not in _PLAIN_CONNECTIONS:
         return None
     return DirectConnections(client)
-
-
-def _closed_or_out_of_step(connection: Any) -> bool:
-    """True when an idle connection was closed by the server or has data waiting, whether
-    or not the event loop has seen it yet."""
-    reader = connection._reader
-    writer = connection._writer
-    if reader is None or writer is None or reader.at_eof():
-        return True
-    sock = writer.get_extra_info("socket")
-    if sock is None:
-        return True
-    try:
-        readable, _, _ = select.select([sock.fileno()], [], [], 0)
-    except (OSError, ValueError):
-        return True
-    return bool(readable)

@@ -202,33 +202,11 @@ def store_through_proxy(url: str, kind: str) -> SpecStore:
     return SpecStore.from_url(url, **options)
 
 
-_STALE_ASYNC_CLUSTER = (
-    "redis.asyncio's cluster client hands out an idle connection the server or the network "
-    "closed (ClusterNode.acquire_connection checks nothing; specstore's checked connections "
-    "serve only plain redis.asyncio.Redis): the command is sent into the closed socket, fails "
-    "with 'Connection closed by server', and a write cannot tell it never ran"
-)
 KNOWN_GAPS: dict[tuple[str, str, str], str] = {
     ("cluster", "test_reads_fail_typed_and_say_nothing_was_written", "get_many/drop-reply"): (
         "redis-py's ClusterPipeline re-sends, one by one through execute_command, every "
         "command whose reply was a ConnectionError/TimeoutError (redis/cluster.py, "
         "PipelineStrategy._send_cluster_commands, whatever `retry` says): the read succeeds"
-    ),
-    **{
-        ("cluster-async", "test_writes_failing_before_sending_say_nothing_was_written", f): (
-            _STALE_ASYNC_CLUSTER
-        )
-        for f in ("refused", "connect-timeout", "handshake-timeout")
-    },
-    ("cluster-async", "test_the_first_call_after_a_restart_succeeds", ""): _STALE_ASYNC_CLUSTER,
-    (
-        "cluster-async",
-        "test_a_new_connection_whose_handshake_times_out_says_nothing_was_written",
-        "",
-    ): (
-        "redis.asyncio's RedisCluster takes no redis_connect_func (it sets its own only with "
-        "read_from_replicas), so specstore.connection.connect_async cannot mark a failed "
-        "handshake as before sending: the handshake's TimeoutError is taken as sent"
     ),
 }
 """(store kind, test, fault or read/fault) -> why that guarantee does not hold there: the test
@@ -738,8 +716,7 @@ def test_a_new_connection_whose_handshake_times_out_says_nothing_was_written(rig
     """A store that never talked to the master yet (it learnt the slot map through another
     one): its first connection there is black-holed during the handshake (HELLO, CLIENT
     SETINFO), so the write was never sent. (The suite's handshake-timeout fault first cuts the
-    store's live connections, which redis.asyncio's cluster client then reuses: see
-    KNOWN_GAPS.)"""
+    store's live connections, which are then checked and reconnected before sending.)"""
     spec = rig.created()
     other = next(p for p in rig.proxies if p is not rig.proxy)
     store = store_through_proxy(f"redis+cluster://127.0.0.1:{other.port}", rig.kind)
