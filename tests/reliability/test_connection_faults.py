@@ -34,6 +34,8 @@ from typing import Any, cast
 
 import pytest
 import redis
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import NoBackoff
 from redis.cluster import RedisCluster
 from redis.crc import key_slot
 from redis.exceptions import RedisClusterException
@@ -733,6 +735,43 @@ def test_a_new_connection_whose_handshake_times_out_says_nothing_was_written(rig
     finally:
         rig.heal()
         store.close()
+
+
+@pytest.mark.parametrize(
+    "rig", [pytest.param("cluster-async", marks=pytest.mark.cluster)], indirect=True
+)
+@pytest.mark.parametrize("write", ["create", "save"])
+def test_a_write_whose_reply_was_lost_says_so_when_a_failed_slot_refresh_follows(
+    rig: Rig, write: str
+) -> None:
+    """The dangerous direction: the write's bytes reached the server (it ran), its reply was
+    lost, and the asyncio cluster client then refreshed its slot map in the same call (as
+    redis-py does when the client is given a retry) while every node refused: the refresh
+    failed while connecting -- before sending anything of its own. The write must still say
+    it may have written (its send is tracked per call, whatever the last failure looks
+    like)."""
+    options = {"socket_timeout": TIMEOUT, "socket_connect_timeout": TIMEOUT}
+    retrying = ThroughAsync.on(rig.url, client={**options, "retry": AsyncRetry(NoBackoff(), 1)})
+    kept = rig.store, rig.ctx
+    rig.store = retrying
+    rig.ctx = RequestContext(project_id="p", user_id="u", store=retrying)
+    try:
+        uid, call = WRITES[write](rig)
+        before = rig.snapshot(uid)
+        rig.warm()
+        for proxy in rig.proxies:
+            if proxy is not rig.proxy:
+                proxy.refuse()
+        rig.proxy.drop_next_reply(then_refuse=True)
+        exc = backend_failure(call)
+        assert isinstance(exc.__cause__, RedisClusterException), exc  # (the refresh failed)
+        assert exc.may_have_written is True, f"{write}: {exc}"
+        rig.heal()
+        assert rig.snapshot(uid) != before  # it had landed
+    finally:
+        rig.heal()
+        rig.store, rig.ctx = kept
+        retrying.close()
 
 
 @pytest.mark.parametrize("rig", CLUSTER_KINDS, indirect=True)

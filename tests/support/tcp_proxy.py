@@ -67,6 +67,7 @@ class TcpProxy:
         self._lock = threading.Lock()
         self._pairs: set[_Pair] = set()
         self._drop_replies = 0
+        self._refuse_after_drop = False
         self._listener: socket.socket | None = None
         self._accept_thread: threading.Thread | None = None
         self._stalled: list[socket.socket] = []
@@ -129,16 +130,20 @@ class TcpProxy:
         self.set_mode(FORWARD)
         with self._lock:
             self._drop_replies = 0
+            self._refuse_after_drop = False
         self.accept_again()
 
     def blackhole(self) -> None:
         """From now on accept connections and read requests, but forward nothing."""
         self.set_mode(BLACKHOLE)
 
-    def drop_next_reply(self) -> None:
-        """The next reply the server sends (on any connection) is dropped, that link closed."""
+    def drop_next_reply(self, then_refuse: bool = False) -> None:
+        """The next reply the server sends (on any connection) is dropped, that link closed;
+        ``then_refuse``: and before the client sees the link close, :meth:`refuse` (so that
+        its reconnects, a slot-map refresh's included, are refused)."""
         with self._lock:
             self._drop_replies += 1
+            self._refuse_after_drop = self._refuse_after_drop or then_refuse
 
     @property
     def pending_reply_drops(self) -> int:
@@ -241,9 +246,13 @@ class TcpProxy:
             return True
         with self._lock:
             drop = self._drop_replies > 0
+            refuse = False
             if drop:
                 self._drop_replies -= 1
                 self.dropped_replies += 1
+                refuse, self._refuse_after_drop = self._refuse_after_drop, False
+        if refuse:
+            self.refuse()  # (cuts this link too)
         if drop:
             return False  # the request ran on the server; its reply is lost with the link
         pair.client.sendall(data)
