@@ -24,6 +24,9 @@ specstore/baseline, target, met/MISSED):
 10. client instructions per get / save / async get / async save (valgrind's callgrind, client
     process only) vs the hand-rolled pydantic JSON + GET / SET; opt-in: runs only when
     ``--figures`` names it (minutes), and yields no rows without ``valgrind`` on PATH
+11. the floors under the missed targets: Redis time of save.lua and of a bare checked write
+    vs SET, the encode between round trips, pydantic's cheapest dump + validation vs the
+    codec budget, create_many's encode + create.lua time vs the hand-rolled pipeline
 
 ``--chart PATH`` also draws the latencies and throughputs as a PNG (matplotlib, bench extra).
 """
@@ -50,6 +53,7 @@ from benchmarks import (
     chart,
     codecbench,
     exportbench,
+    floors,
     instructions,
     latency,
     otelbench,
@@ -68,7 +72,7 @@ from benchmarks.workload import (
 )
 from specstore.connection import connect
 
-FIGURES = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10)
+FIGURES = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11)
 OPT_IN = {10}
 """Figures run only when ``--figures`` names them (figure 10 takes minutes)."""
 ROOT = Path(__file__).resolve().parent.parent
@@ -170,6 +174,7 @@ def run(args: argparse.Namespace) -> tuple[list[Row], dict[str, Any], dict[str, 
                 8: lambda: otelbench.figure_8(client, prefix, counts),
                 9: lambda: asyncbench.figure_9(url, prefix, counts),
                 10: instructions.figure_10,
+                11: lambda: floors.figure_11(client, prefix, counts),
             }
             for number, figure in figures.items():
                 if number in args.figures or (number == 1 and 2 in args.figures):

@@ -38,6 +38,11 @@ EXPECTED_ROWS = {
     9: ["async save latency p50", "async save latency p99", "async get latency p50",
         "async get latency p99", "async save latency p50 vs hand-rolled",
         "async get latency p50 vs hand-rolled"],
+    11: ["Redis time per save: bare checked write vs SET",
+         "Redis time per save: save.lua vs bare checked write", "encode between round trips",
+         "encode in a tight loop", "pydantic's cheapest dump + validation vs the 1.5x codec",
+         "validate_python alone vs the 1.5x codec budget",
+         "create_many per spec: encode + create.lua's Redis time"],
 }
 OPTIONAL = {7}
 """Figures that say "not run" when their packages are missing (redis-om, RedisJSON)."""
