@@ -248,8 +248,11 @@ def test_one_round_trip_per_single_spec_operation(
     stats = admin.info("commandstats")
     admin.close()
     assert stats["cmdstat_evalsha"]["calls"] == 4  # create, save, promote, destroy
-    # get is one HGETALL; the scripts read location records with HGETALL too (one each)
-    assert stats["cmdstat_hgetall"]["calls"] == 1 + 4
+    # get is one HGETALL; create, promote and destroy read the location record with HGETALL
+    # too; save, the spec living where it writes, with one HMGET of it (and one of the spec's
+    # rev and schema); locate is one HMGET
+    assert stats["cmdstat_hgetall"]["calls"] == 1 + 3
+    assert stats["cmdstat_hmget"]["calls"] == 2 + 1
 
     batch = [typical_spec() for _ in range(50)]
     for item in batch:
