@@ -27,6 +27,9 @@ specstore/baseline, target, met/MISSED):
 11. the floors under the missed targets: Redis time of save.lua and of a bare checked write
     vs SET, the encode between round trips, pydantic's cheapest dump + validation vs the
     codec budget, create_many's encode + create.lua time vs the hand-rolled pipeline
+12. Redis's own instructions per save / create / get (valgrind's callgrind in redis-server)
+    vs SET / GET of the hand-rolled JSON, and save.lua vs the bare checked write; opt-in
+    like 10, and no rows without ``valgrind`` on PATH
 
 ``--chart PATH`` also draws the latencies and throughputs as a PNG (matplotlib, bench extra).
 """
@@ -59,6 +62,7 @@ from benchmarks import (
     otelbench,
     profiling,
     redisom,
+    server_instructions,
 )
 from benchmarks.harness import Row, render_table
 from benchmarks.workload import (
@@ -72,9 +76,9 @@ from benchmarks.workload import (
 )
 from specstore.connection import connect
 
-FIGURES = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11)
-OPT_IN = {10}
-"""Figures run only when ``--figures`` names them (figure 10 takes minutes)."""
+FIGURES = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12)
+OPT_IN = {10, 12}
+"""Figures run only when ``--figures`` names them (10 and 12 run under valgrind: minutes)."""
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -94,7 +98,7 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="comma-separated paths to profile instead (e.g. 'export,decode')")
     parser.add_argument("--chart", type=Path, help="also draw the results to this PNG")
     parser.add_argument("--figures", default=",".join(str(f) for f in FIGURES if f not in OPT_IN),
-                        help="comma-separated figure numbers to run (default: all but 10)")
+                        help="comma-separated figure numbers to run (default: all but 10, 12)")
     args = parser.parse_args(argv)
     if args.scale <= 0:
         parser.error("--scale must be positive")
@@ -112,7 +116,7 @@ def _step(message: str) -> None:
 
 
 def _missing_binaries(args: argparse.Namespace) -> list[str]:
-    needed = [] if args.redis_url and 10 not in args.figures else ["redis-server"]
+    needed = [] if args.redis_url and not OPT_IN & set(args.figures) else ["redis-server"]
     if args.cluster and 6 in args.figures:
         needed += ["redis-server", "redis-cli"]
     return sorted({name for name in needed if shutil.which(name) is None})
@@ -175,6 +179,7 @@ def run(args: argparse.Namespace) -> tuple[list[Row], dict[str, Any], dict[str, 
                 9: lambda: asyncbench.figure_9(url, prefix, counts),
                 10: instructions.figure_10,
                 11: lambda: floors.figure_11(client, prefix, counts),
+                12: server_instructions.figure_12,
             }
             for number, figure in figures.items():
                 if number in args.figures or (number == 1 and 2 in args.figures):

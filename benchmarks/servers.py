@@ -40,6 +40,8 @@ class RedisServer:
     extra_args: list[str] = field(default_factory=list)
     process: subprocess.Popen[bytes] | None = None
     binary: str | None = None
+    wrapper: list[str] = field(default_factory=list)
+    """A command the server runs under (``valgrind --tool=callgrind ...``)."""
 
     @property
     def url(self) -> str:
@@ -48,6 +50,7 @@ class RedisServer:
     def start(self, timeout: float = 10.0) -> None:
         binary = self.binary or require_binary("redis-server")
         args = [
+            *self.wrapper,
             binary,
             "--port",
             str(self.port),
@@ -110,15 +113,21 @@ class RedisServer:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-def start_server(extra_args: list[str] | None = None, binary: str | None = None) -> RedisServer:
+def start_server(
+    extra_args: list[str] | None = None,
+    binary: str | None = None,
+    wrapper: list[str] | None = None,
+    timeout: float = 10.0,
+) -> RedisServer:
     server = RedisServer(
         free_port(),
         Path(tempfile.mkdtemp(prefix="specstore-bench-redis-")),
         list(extra_args or []),
         binary=binary,
+        wrapper=list(wrapper or []),
     )
     try:
-        server.start()
+        server.start(timeout)
     except BaseException:
         server.discard()
         raise
