@@ -29,6 +29,7 @@ from typing import TypeVar
 
 import redis
 
+from benchmarks.batch import hand_rolled_create
 from benchmarks.harness import Row, interleaved_micros, rotated
 from benchmarks.latency import JSON_EXCLUDE, NOW, server_micros
 from benchmarks.workload import BASE_SPEC, Counts, chunks, delete_keys, keyspace, spec_copies
@@ -170,12 +171,7 @@ def _batch_create(client: redis.Redis, store: SpecStore, ctx: RequestContext, pr
                                 number=counts.codec_number, repeat=counts.codec_repeat)["encode"]
     json_keys = [f"{prefix}:floor:jsonbatch:{{{s.instance_uuid}}}" for s in specs]
     start = time.perf_counter()
-    for first in range(0, len(specs), size):
-        pipe = client.pipeline(transaction=False)
-        for spec, key in zip(specs[first:first + size], json_keys[first:first + size],
-                             strict=True):
-            pipe.set(key, spec.model_dump_json(exclude=JSON_EXCLUDE))
-        pipe.execute()
+    hand_rolled_create(client, json_keys, specs, size)
     hand = (time.perf_counter() - start) / len(specs) * 1e6
     delete_keys(client, json_keys + [k for u in created for k in store.keys.home_keys(API, u)])
     return [
