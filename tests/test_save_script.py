@@ -5,13 +5,14 @@ in the store it writes, no move away from there runs) and reads the whole record
 its other replies. Whatever the record and the spec hash hold -- written by specstore, left
 half done, or written by someone else -- the reply must be the one the rules below give. The
 rules come from the record's layout (``_lib.lua``'s heading) and save's reply contract, not
-from the script.
+from the script. A reply the store cannot read (a move without its destination, which
+specstore never writes) is a typed error through the public API.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -19,9 +20,12 @@ import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from specstore import RequestContext, SpecStore
 from specstore.core import lua
-from specstore.core.keys import Keyspace
+from specstore.core.keys import API, Keyspace
+from specstore.errors import CorruptDocumentError
 from specstore.serializers.msgpack_codec import DEFAULT_CODEC
+from tests.factories import typical_spec
 from tests.support.redis_server import RedisServer
 
 pytestmark = pytest.mark.redis
@@ -161,3 +165,33 @@ def test_save_replies_by_its_rules_whatever_the_records_hold(
         assert written[b"doc"] == b"\x00doc" and written[b"rev"] == str(reply[1]).encode()
     elif written:
         assert written[b"doc"] == b"x"  # refused: nothing was written
+
+
+@pytest.mark.parametrize("operation", ["save", "destroy", "create"])
+def test_a_hand_written_move_without_its_destination_is_a_typed_error(
+    url: str, operation: str
+) -> None:
+    """A location record naming a move but not where it goes (specstore always writes both)
+    is refused as corrupt through the public API; nothing is written."""
+    store = SpecStore.from_url(url)
+    ctx = RequestContext(store=store)
+    spec = typical_spec()
+    uid = str(spec.instance_uuid)
+    if operation != "create":
+        store.create(ctx, spec)
+    location_key = store.keys.location_key(uid)
+    client = store.client
+    assert isinstance(client, redis.Redis)
+    client.hset(location_key, mapping={"store": "api" if operation != "create" else "",
+                                       "state": "live", "epoch": "1", "move_id": "m-1",
+                                       "move_from": "api"})
+    before = {key: client.dump(key) for key in store.keys.home_keys(API, uid)}
+    calls: dict[str, Callable[[], object]] = {
+        "save": lambda: store.save(ctx, spec),
+        "destroy": lambda: store.destroy(ctx, uid),
+        "create": lambda: store.create(ctx, spec),
+    }
+    with pytest.raises(CorruptDocumentError, match="no destination"):
+        calls[operation]()
+    assert {key: client.dump(key) for key in store.keys.home_keys(API, uid)} == before
+    store.close()

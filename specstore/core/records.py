@@ -124,6 +124,11 @@ def check_reply(reply: Any, instance_uuid: str, store: str, expected_rev: int | 
     status, rest = fields[0], fields[1:]
     if status == "ok":
         return rest
+    if status in ("exists", "moving") and not rest:  # a move without its destination
+        raise CorruptDocumentError(
+            f"the location record of {instance_uuid} holds a move specstore did not write "
+            "(no destination); left as is"
+        )
     if status == "not_found":
         raise SpecNotFoundError(instance_uuid, store)
     if status == "wrong_store":
