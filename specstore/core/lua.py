@@ -38,9 +38,11 @@ class LuaScript:
         return cls(name, source, hashlib.sha1(source.encode("utf-8")).hexdigest())
 
 
-_DEFINITION = re.compile(r"local\s+(?:function\s+)?([A-Za-z_]\w*)")
-_COMMENT = re.compile(r"--[^\n]*")
+_DEFINITION = re.compile(r"local\s+(?:function\s+)?([A-Za-z_]\w*)(\s*,)?")
 _NAME = re.compile(r"[A-Za-z_]\w*")
+_MULTILINE = re.compile(r"\[=*\[|\\$", re.M)
+"""Long brackets (``[[ ]]`` strings and ``--[[ ]]`` comments) and a string continued past a
+line's end: text where a line starting with ``--`` could be inside a string."""
 
 
 def library_parts(library: str) -> list[tuple[str, str]]:
@@ -48,11 +50,15 @@ def library_parts(library: str) -> list[tuple[str, str]]:
     ``local function NAME`` or ``local NAME = ...`` (a line starting at column 0), with the
     comment lines right above it and every line after it up to the next such line or
     comment block. A comment block followed by a blank line (the file's heading) belongs to
-    no part; any other statement is refused."""
+    no part; any other statement, a definition of several names and text :func:`link`
+    cannot read safely are refused."""
+    _readable(library)
     parts: list[tuple[str, list[str]]] = []
     comments: list[str] = []
     for line in library.splitlines():
         found = _DEFINITION.match(line)
+        if found and found.group(2):
+            raise ValueError(f"one name a library definition: {line!r}")
         if found:
             parts.append((found.group(1), [*comments, line]))
             comments = []
@@ -69,9 +75,11 @@ def library_parts(library: str) -> list[tuple[str, str]]:
 
 def link(body: str, library: str) -> str:
     """``body`` with the parts of ``library`` it uses, directly or through other parts, in
-    front of it (in the library's order)."""
+    front of it (in the library's order). A part is used where its name stands as a word
+    anywhere but in a whole-line comment -- in a string or after code on a line too: a part
+    sent for nothing costs a closure, a part left out breaks the script."""
     parts = library_parts(library)
-    used = _names(body)
+    used = _names(_readable(body))
     wanted: set[str] = set()
     for name, text in reversed(parts):  # a part only uses parts defined above it
         if name in used:
@@ -81,8 +89,18 @@ def link(body: str, library: str) -> str:
     return "\n\n".join([*kept, body])
 
 
+def _readable(text: str) -> str:
+    """``text``, if every line of it starting with ``--`` is a comment (see _MULTILINE)."""
+    found = _MULTILINE.search(text)
+    if found:
+        line = text.count("\n", 0, found.start()) + 1
+        raise ValueError(f"line {line}: long brackets or a string continued past the line")
+    return text
+
+
 def _names(text: str) -> set[str]:
-    return set(_NAME.findall(_COMMENT.sub("", text)))
+    code = (line for line in text.splitlines() if not line.lstrip().startswith("--"))
+    return set(_NAME.findall("\n".join(code)))
 
 
 CREATE = LuaScript.load("create")
