@@ -78,7 +78,7 @@ from specstore.connection import connect
 
 FIGURES = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12)
 OPT_IN = {10, 12}
-"""Figures run only when ``--figures`` names them (10 and 12 run under valgrind: minutes)."""
+"""Figures run only when ``--figures`` names them (both need valgrind; 10 takes minutes)."""
 ROOT = Path(__file__).resolve().parent.parent
 
 

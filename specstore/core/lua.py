@@ -3,7 +3,8 @@
 Every script is sent with the parts of ``_lib.lua`` (the location record's reader and writers)
 it uses in front of it, so the record's layout is written down once. Only those parts: a
 script's text runs on every call, and each function it defines costs Redis a closure per call
-(the whole library cost save.lua about 5,000 instructions a call, counted with callgrind).
+(the whole library in front of a script cost about 5,000 instructions a call, counted with
+callgrind in redis-server).
 Running them is the drivers' part (:mod:`specstore.drivers.lua_sync` for the blocking ones).
 """
 
