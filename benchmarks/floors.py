@@ -44,15 +44,22 @@ from specstore.store import SpecStore
 T = TypeVar("T")
 
 BARE_CHECKED_WRITE = """
-local loc = redis.call('HMGET', KEYS[2], 'state', 'epoch', 'rev', 'store', 'home_epoch',
-  'move_id', 'move_from', 'move_to', 'moved_to')
+local loc = redis.call('HMGET', KEYS[2], 'store', 'state', 'epoch', 'rev', 'move_id', 'move_from')
 local stored = redis.call('HMGET', KEYS[1], 'rev', 'schema')
 local rev = (tonumber(stored[1]) or 0) + 1
 redis.call('HSET', KEYS[1], 'doc', ARGV[3], 'rev', rev, 'schema', ARGV[4], 'project_id', ARGV[5],
   'user_id', ARGV[6], 'updated_at', ARGV[7])
 return {'ok', rev}
 """
-"""save.lua's three commands, with its keys and arguments, and none of its checks."""
+"""save.lua's three commands in its usual case (the location record's six fields its
+``lives_in`` reads), with its keys and arguments, and none of its checks."""
+
+
+def save_argv(spec: RequestSpec) -> list[str | bytes | int]:
+    """The arguments ``store.save(ctx, spec)`` sends save.lua in the api store (no rev)."""
+    args = write_args(spec, DEFAULT_CODEC)
+    return [API, "", args.doc, args.schema, args.project_id, args.user_id, NOW,
+            DEFAULT_CODEC.current_version[0]]
 
 
 def figure_11(client: redis.Redis, prefix: str, counts: Counts) -> list[Row]:
@@ -75,9 +82,7 @@ def _single_save(client: redis.Redis, store: SpecStore, spec: RequestSpec, json_
                  raw_key: str, counts: Counts) -> list[Row]:
     uid = str(spec.instance_uuid)
     home = store.keys.home_keys(API, uid)
-    args = write_args(spec, DEFAULT_CODEC)
-    argv: list[str | bytes | int] = [API, "", args.doc, args.schema, args.project_id,
-                                     args.user_id, NOW, DEFAULT_CODEC.current_version[0]]
+    argv = save_argv(spec)
     client.script_load(lua.SAVE.source)
     bare = client.script_load(BARE_CHECKED_WRITE)
     text = spec.model_dump_json(exclude=JSON_EXCLUDE)
@@ -166,7 +171,7 @@ def _batch_create(client: redis.Redis, store: SpecStore, ctx: RequestContext, pr
         return store.create_many(ctx, batch)
 
     client.script_load(lua.CREATE.source)  # (a first NOSCRIPT reply would count as a call)
-    scripts = server_micros(client, "evalsha", create, len(batches)) if batches else 0.0
+    scripts = server_micros(client, "evalsha", create, len(batches))
     encode = interleaved_micros({"encode": lambda: DEFAULT_CODEC.encode(specs[0])},
                                 number=counts.codec_number, repeat=counts.codec_repeat)["encode"]
     json_keys = [f"{prefix}:floor:jsonbatch:{{{s.instance_uuid}}}" for s in specs]

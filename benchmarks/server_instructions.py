@@ -27,15 +27,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from benchmarks.floors import BARE_CHECKED_WRITE
+from benchmarks.floors import BARE_CHECKED_WRITE, save_argv
 from benchmarks.harness import Row
-from benchmarks.latency import JSON_EXCLUDE, NOW
+from benchmarks.latency import JSON_EXCLUDE
 from benchmarks.servers import RedisServer, start_server
 from benchmarks.workload import BASE_SPEC, keyspace, spec_copies
 from specstore.context import RequestContext
 from specstore.core.keys import API
-from specstore.core.records import write_args
-from specstore.serializers.msgpack_codec import DEFAULT_CODEC
 from specstore.store import SpecStore
 
 FIGURE = 12
@@ -125,9 +123,7 @@ def _per_call(server: CallgrindServer, calls: int) -> dict[str, float]:
     store.create(ctx, spec)
     uid = str(spec.instance_uuid)
     home = store.keys.home_keys(API, uid)
-    args = write_args(spec, DEFAULT_CODEC)
-    argv: list[str | bytes | int] = [API, "", args.doc, args.schema, args.project_id,
-                                     args.user_id, NOW, DEFAULT_CODEC.current_version[0]]
+    argv = save_argv(spec)
     bare = client.script_load(BARE_CHECKED_WRITE)
     text = spec.model_dump_json(exclude=JSON_EXCLUDE)
     json_key = f"{prefix}:json:{{{uid}}}"
